@@ -1,0 +1,3 @@
+"""Shared pytest configuration: the lab fixtures are available to every test."""
+
+pytest_plugins = ["lab.pytest_plugin"]
