@@ -335,36 +335,30 @@ def _find_item(items: list, token: str):
 
 
 def delete_path(obj: dict, path: tuple) -> None:
-    """Remove the field at ``path`` (and maps/list items it leaves empty)."""
+    """Remove the field at ``path``; removing the key field of a keyed list item removes the
+    item; maps and lists left empty are removed too."""
     chain = []
     cur = obj
     for token in path:
         if isinstance(cur, dict) and token.startswith("f:") and token[2:] in cur:
-            chain.append((cur, token[2:]))
+            chain.append((cur, token[2:], token))
             cur = cur[token[2:]]
         elif isinstance(cur, list):
             idx = _find_item(cur, token)
             if idx is None:
                 return
-            chain.append((cur, idx))
+            chain.append((cur, idx, token))
             cur = cur[idx]
         else:
             return
-    container, key = chain.pop()
-    if isinstance(container, list):
-        container.pop(key)
-    else:
-        container.pop(key, None)
-    # prune parents left empty (keyed list items keep their key field, so prune those too)
+    container, key, _token = chain.pop()
+    if chain and isinstance(chain[-1][0], list) and chain[-1][2].startswith("k:") and key in json.loads(chain[-1][2][2:]):
+        container, key, _token = chain.pop()  # the item's key field: drop the whole item
+    container.pop(key) if isinstance(container, list) else container.pop(key, None)
     while chain:
-        container, key = chain.pop()
+        container, key, _token = chain.pop()
         child = container[key]
-        if isinstance(child, dict) and (not child or (isinstance(container, list) and len(child) == 1)):
-            if isinstance(container, list):
-                container.pop(key)
-            else:
-                container.pop(key, None)
-        elif isinstance(child, list) and not child:
+        if isinstance(child, (dict, list)) and not child:
             container.pop(key) if isinstance(container, list) else container.pop(key, None)
         else:
             break

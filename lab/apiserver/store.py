@@ -374,8 +374,10 @@ class Store:
                 raise errors.invalid(res, name, causes)
             if res.status:
                 initial = self._initial_status(res, obj)
-                if initial is None:
+                if initial is None and res.crd:
                     obj.pop("status", None)
+                elif initial is None:
+                    obj["status"] = {}
                 else:
                     obj["status"] = initial
             meta["uid"] = str(uuid.uuid4())
