@@ -540,8 +540,8 @@ class Store:
         old_values = patching.field_values(current, include_status=True)
         conflicts = []
         for path, value in new_paths.items():
-            for (mgr, _op), info in entry.managers.items():
-                if mgr == manager:
+            for (mgr, op), info in entry.managers.items():
+                if (mgr, op) == (manager, "Apply"):
                     continue
                 if path in info["paths"] and old_values.get(path, _MISSING) != value:
                     conflicts.append((path, mgr, info["apiVersion"]))
@@ -556,8 +556,8 @@ class Store:
                            details={"name": name, "group": res.group, "kind": res.plural, "causes": causes})
         managers = copy.deepcopy(entry.managers)
         for path, mgr, _v in conflicts:
-            for (m, _op), info in managers.items():
-                if m == mgr:
+            for (m, op), info in managers.items():
+                if m == mgr and (m, op) != (manager, "Apply"):
                     info["paths"].discard(path)
         previous = managers.get((manager, "Apply"), {}).get("paths", set())
         merged = patching.strategic_merge(current, _without_rv(applied))
@@ -565,8 +565,8 @@ class Store:
         if rv and rv != entry.obj["metadata"]["resourceVersion"]:
             raise errors.conflict(res, name, "the object has been modified; please apply your changes to the latest version and try again")
         others = set()
-        for (m, _op), info in managers.items():
-            if m != manager:
+        for key, info in managers.items():
+            if key != (manager, "Apply"):
                 others |= info["paths"]
         for path in sorted(previous - set(new_paths), key=len, reverse=True):
             if path not in others:
