@@ -38,3 +38,26 @@ def lab_dir(lab_endpoints) -> Path:
 @pytest.fixture(scope="session")
 def kubeconfig(lab_endpoints) -> str:
     return lab_endpoints["apiserver"]["kubeconfig"]
+
+
+# -- controllers helper: faults and the controllers' clock ---------------------------------------
+@pytest.fixture(scope="session")
+def lab_faults(lab_endpoints):
+    """``lab.faults.Faults`` bound to the session lab: inject/clear/active."""
+    from lab.faults import Faults  # noqa: PLC0415 - only when used
+
+    return Faults.from_endpoints(lab_endpoints)
+
+
+@pytest.fixture
+def lab_clock(lab_endpoints):
+    """The controllers' clock switched to manual for one test (``.advance(seconds)``, ``.reconcile()``,
+    ``.now()``); it goes back to real time afterwards."""
+    from lab.controllers.client import ControllersAdmin  # noqa: PLC0415 - only when used
+
+    admin = ControllersAdmin.from_endpoints(lab_endpoints)
+    admin.manual()
+    try:
+        yield admin
+    finally:
+        admin.real()

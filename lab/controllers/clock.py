@@ -32,6 +32,7 @@ class Clock:
         self._lock = threading.Lock()
         self._mode = "real"
         self._now: datetime | None = None
+        self._offset = timedelta(0)
         if mode == "manual":
             self.set_manual(now)
 
@@ -49,15 +50,19 @@ class Clock:
         with self._lock:
             if self._mode == "manual" and self._now is not None:
                 return self._now
-        return datetime.now(UTC)
+            return datetime.now(UTC) + self._offset
 
     def set_manual(self, now: datetime | None = None) -> None:
         with self._lock:
+            current = datetime.now(UTC) + self._offset if self._mode == "real" else self._now
             self._mode = "manual"
-            self._now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+            self._now = (now or current or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
 
     def set_real(self) -> None:
+        """Back to real time; a manual clock that ran ahead keeps its lead (time never goes backwards)."""
         with self._lock:
+            if self._mode == "manual" and self._now is not None:
+                self._offset = max(timedelta(0), self._now - datetime.now(UTC))
             self._mode = "real"
             self._now = None
 
@@ -80,7 +85,7 @@ class Clock:
         """How long the real-time loop may sleep before ``until`` is due."""
         if self._mode == "manual" or until is None:
             return cap
-        return max(0.0, min(cap, (until - datetime.now(UTC)).total_seconds()))
+        return max(0.0, min(cap, (until - self.now()).total_seconds()))
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -51,12 +51,23 @@ def safe_encode(text: str) -> str:
     return "".join(SAFE_ALPHABET[ord(c) % len(SAFE_ALPHABET)] for c in text)
 
 
+def _prune(value):
+    """Drop nulls and empty maps/lists, as Go's omitempty serialization does (``resources: {}``, ``creationTimestamp: null``)."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
 def strip_hash(template: dict) -> dict:
+    """The template without the pod-template-hash label, in a normal form for comparing and hashing."""
     t = copy.deepcopy(template or {})
     lbl = (t.get("metadata") or {}).get("labels")
     if lbl and HASH_LABEL in lbl:
         del lbl[HASH_LABEL]
-    return t
+    return _prune(t)
 
 
 def template_hash(template: dict) -> str:
@@ -265,14 +276,15 @@ def desired_pod_status(pod: dict, now: datetime, *, faults: dict[str, dict], nod
                                     "containerID": f"containerd://{_digest(name, cname, str(restarts))[:64]}"}}
             ever_started = True
         elif "image_pull_backoff" in faults:
-            waiting = old_state.get("waiting") or {}
-            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+            since = parse_time(faults["image_pull_backoff"].get("since")) or start
+            backoff_at = max(since, start) + timedelta(seconds=max(ready_delay, 1.0))
+            if now >= backoff_at:
                 reason = "ImagePullBackOff"
                 message = f'Back-off pulling image "{image}"'
             else:
                 reason = "ErrImagePull"
                 message = f'failed to pull and unpack image "{image}": not found'
-                due(now + timedelta(seconds=max(ready_delay, 1.0)))
+                due(backoff_at)
             state = {"waiting": {"reason": reason, "message": message}}
             ever_started = ever_started or restarts > 0 or bool(old_state.get("running")) or bool(last_state)
         elif "crash_loop" in faults:

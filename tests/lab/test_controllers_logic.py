@@ -176,7 +176,7 @@ def test_crash_loop_restarts_every_interval():
 
 
 def test_image_pull_backoff_then_unschedulable_and_job_pods():
-    fault = {"image_pull_backoff": {"kind": "image_pull_backoff", "params": {}}}
+    fault = {"image_pull_backoff": {"kind": "image_pull_backoff", "since": format_time(T0), "params": {}}}
     s1, _ = L.desired_pod_status(_pod(), T0, faults=fault, node=NODE, node_index=1, ready_delay=1)
     assert s1["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImagePull" and s1["phase"] == "Pending"
     s2, _ = L.desired_pod_status({**_pod(), "status": s1}, T0 + timedelta(seconds=1), faults=fault, node=NODE, node_index=1, ready_delay=1)

@@ -47,6 +47,11 @@ def apps(api):
 
 
 @pytest.fixture(scope="module")
+def dyn(api):
+    return kubernetes.dynamic.DynamicClient(api)
+
+
+@pytest.fixture(scope="module")
 def batch(api):
     return kubernetes.client.BatchV1Api(api)
 
@@ -347,8 +352,9 @@ def test_node_not_ready_makes_its_pods_not_ready(core, apps, clock, faults, ns):
 
 
 # -- statefulsets / daemonsets -------------------------------------------------------------------
-def test_statefulset_creates_ordered_pods(core, apps, clock, ns):
-    apps.create_namespaced_stateful_set(ns, {
+def test_statefulset_creates_ordered_pods(core, apps, dyn, clock, ns):
+    # the dynamic client: the typed model rejects a create response without status counters
+    dyn.resources.get(api_version="apps/v1", kind="StatefulSet").create(namespace=ns, body={
         "metadata": {"name": "db"},
         "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
                  "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]}}}})
@@ -371,8 +377,8 @@ def test_statefulset_creates_ordered_pods(core, apps, clock, ns):
     assert sts.status.updated_replicas == 3 and sts.status.current_revision == sts.status.update_revision
 
 
-def test_daemonset_runs_one_pod_per_node(core, apps, clock, ns):
-    apps.create_namespaced_daemon_set(ns, {
+def test_daemonset_runs_one_pod_per_node(core, apps, dyn, clock, ns):
+    dyn.resources.get(api_version="apps/v1", kind="DaemonSet").create(namespace=ns, body={
         "metadata": {"name": "agent"},
         "spec": {"selector": {"matchLabels": {"app": "agent"}},
                  "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}})

@@ -1,0 +1,33 @@
+"""Helpers for tests of the controllers: a private lab with only the services they need."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from lab import orchestrator
+from lab.services import read_endpoints
+
+CONTROLLER_SERVICES = {"s3", "apiserver", "controllers"}
+
+
+@contextlib.contextmanager
+def private_lab(lab_dir: Path, services: set[str] | None = None) -> Iterator[dict]:
+    """Start ``services`` (default s3, apiserver, controllers) in ``lab_dir``; stop them afterwards.
+
+    With LAB_DIR set to a running lab that has the services, that lab is reused (and left running).
+    """
+    wanted = services or CONTROLLER_SERVICES
+    reuse = os.environ.get("LAB_DIR")
+    if reuse and (Path(reuse) / "endpoints.json").exists():
+        endpoints = read_endpoints(reuse)
+        if wanted <= set(endpoints.get("services", [])):
+            yield endpoints
+            return
+    endpoints = orchestrator.up(lab_dir, only=wanted)
+    try:
+        yield endpoints
+    finally:
+        orchestrator.down(lab_dir)
