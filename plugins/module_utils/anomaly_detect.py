@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, machinenativeops.platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unsupervised streaming anomaly detector for a pod's multivariate metric series.
+
+Per target:
+1. ``anomaly_features.prepare``: regular grid, counters -> reset-aware rates, gauges smoothed;
+2. per-series robust baselines: median / MAD over a trailing window that ends ``baseline_gap``
+   seconds in the past (so a fresh change is compared with the time before it), scale floored by
+   the reference window's MAD and the column's quantisation -> robust z per metric;
+3. a multivariate model over window features (current z and 5-minute mean z of every metric)
+   learnt from the pod's own reference window (the first ``min_history`` seconds): an
+   IsolationForest, its score turned into robust-z units with the reference window's scores;
+4. score = max(univariate max |z|, multivariate score); an alarm needs ``persistence`` seconds of
+   consecutive points above the threshold (missing points neither count nor break the run).
+The score at grid time t only uses samples at or before t.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+import warnings
+
+from ansible_collections.machinenativeops.platform.plugins.module_utils import anomaly_features as af
+
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover
+    np = None
+
+
+DEFAULT_CONFIG = {
+    "min_history": 1800.0,       # seconds of a pod's own history learnt as its normal (reference window)
+    "baseline_window": 3600.0,   # trailing window of the per-series median / MAD
+    "baseline_gap": 120.0,       # the baseline window ends this long before t
+    "rate_window": 120.0,        # counters -> rate over this window
+    "smooth": 60.0,              # gauges -> trailing mean over this window
+    "persistence": 60.0,         # seconds of consecutive anomalous points before an alarm (>= 2 points)
+    "mv_window": 300.0,          # window of the multivariate features
+    "iforest_trees": 64,
+    "iforest_max_samples": 128,
+    "mv_weight": 1.0,            # multivariate score weight in the combination
+    "use_multivariate": True,
+    "seed": 0,
+    "threshold": 8.0,            # in robust-z units; replaced by the calibrated value from the model manifest
+    "max_points": 200000,
+}
+
+SENSITIVITY = {"low": 1.25, "medium": 1.0, "high": 0.8}
+
+
+def persistence_points(step, persistence):
+    return max(2, math.ceil(float(persistence) / float(step) - 1e-9))
+
+
+def alarm_flags(score, k, threshold):
+    """Boolean alarm state per point: at least k consecutive (ignoring NaN) points > threshold."""
+    n = score.size
+    flags = np.zeros(n, dtype=bool)
+    run = 0
+    for i in range(n):
+        s = score[i]
+        if math.isnan(s):  # NaN: neither counts nor breaks
+            if run >= k:
+                flags[i] = True
+            continue
+        if s > threshold:
+            run += 1
+            if run >= k:
+                flags[i] = True
+        else:
+            run = 0
+    return flags
+
+
+def episodes(flags, score, threshold):
+    """[(run_start, alarm_index, end_index)] for each alarm episode (run_start: first point of the run above threshold)."""
+    out = []
+    n = flags.size
+    i = 0
+    while i < n:
+        if flags[i]:
+            j = i
+            while j + 1 < n and flags[j + 1]:
+                j += 1
+            start = i
+            while start - 1 >= 0 and (score[start - 1] > threshold or score[start - 1] != score[start - 1]) and not flags[start - 1]:
+                start -= 1
+            while start < i and score[start] != score[start]:
+                start += 1
+            out.append((start, i, j))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+def count_alarm_episodes(score, k, threshold):
+    """Number of alarm episodes (fast path for calibration): upward crossings of the k-point rolling min."""
+    s = score[~np.isnan(score)]
+    if s.size < k:
+        return 0
+    win = np.lib.stride_tricks.sliding_window_view(s, k)
+    mins = win.min(axis=1)
+    above = mins > threshold
+    return int(above[0]) + int(np.sum(above[1:] & ~above[:-1]))
+
+
+class ScoredTarget:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _cfg(config):
+    cfg = dict(DEFAULT_CONFIG)
+    for key, value in (config or {}).items():
+        if value is not None:
+            cfg[key] = value
+    return cfg
+
+
+def score_raw(raw, config=None, step=None):
+    cfg = _cfg(config)
+    prep = af.prepare(raw, min_history=cfg["min_history"], step=step, rate_window=cfg["rate_window"], smooth=cfg["smooth"],
+                      max_points=cfg["max_points"])
+    return score_prepared(prep, cfg)
+
+
+def score_prepared(prep, config=None):
+    """Scores for every grid point of a prepared series (NaN during the reference window)."""
+    cfg = _cfg(config)
+    step = prep.step
+    values = prep.values
+    n, _m = values.shape
+    ref_end = prep.ref_end
+    ref = values[:ref_end]
+    usable = np.sum(~np.isnan(ref), axis=0) >= 3
+    ignored = [c for c, ok in zip(prep.columns, usable) if not ok]  # noqa: B905
+    cols = [c for c, ok in zip(prep.columns, usable) if ok]  # noqa: B905
+    vals = values[:, usable]
+    floors = prep.floors[usable]
+    z = np.full((n, len(cols)), np.nan)
+    uni = np.full(n, np.nan)
+    mv = np.full(n, np.nan)
+    if cols and n > 0:
+        w_pts = max(4, round(cfg["baseline_window"] / step))
+        gap = max(1, round(cfg["baseline_gap"] / step))
+        stride = max(1, min(gap, round(60.0 / step)))
+        min_pts = max(3, min(w_pts // 4, round(600.0 / step)))
+        med, mad = af.rolling_baseline(vals, w_pts, gap, min_pts, stride=stride)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref_med = np.nanmedian(vals[:ref_end], axis=0)
+            ref_mad = np.nanmedian(np.abs(vals[:ref_end] - ref_med[None, :]), axis=0)
+        scale = af.robust_scale(mad, floors, ref_mad[None, :])
+        z = af.robust_z(vals, med, scale)
+        absz = np.abs(z)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            uni = np.nanmax(absz, axis=1)
+        if cfg["use_multivariate"]:
+            mv = _multivariate(z, step, ref_end, cfg)
+    score = uni.copy()
+    if cfg["use_multivariate"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            score = np.fmax(uni, cfg["mv_weight"] * mv)
+    score[:ref_end] = np.nan
+    return ScoredTarget(target=prep.target, times=prep.times, step=step, columns=cols, ignored=ignored, z=z, uni=uni, mv=mv,
+                        score=score, ref_end=ref_end, prepared=prep, usable=usable)
+
+
+def _mv_features(z, step, cfg):
+    zf = np.nan_to_num(z, nan=0.0)
+    w = max(2, round(cfg["mv_window"] / step))
+    mean_w = np.vstack([af.trailing_nanmean(zf[:, j], w) for j in range(zf.shape[1])]).T if zf.shape[1] else zf
+    return np.hstack([np.clip(zf, -af.Z_CLIP, af.Z_CLIP), np.nan_to_num(mean_w, nan=0.0)])
+
+
+def _multivariate(z, step, ref_end, cfg):
+    n = z.shape[0]
+    out = np.full(n, np.nan)
+    feats = _mv_features(z, step, cfg)
+    has_base = ~np.all(np.isnan(z), axis=1)
+    train_idx = np.where(has_base[:ref_end])[0]
+    if train_idx.size < 16:
+        return out
+    from sklearn.ensemble import IsolationForest  # noqa: PLC0415 - lazy: the module reports missing_required_lib
+
+    model = IsolationForest(n_estimators=int(cfg["iforest_trees"]), max_samples=min(int(cfg["iforest_max_samples"]), int(train_idx.size)),
+                            random_state=int(cfg["seed"]))
+    model.fit(feats[train_idx])
+    score_rows = np.where(has_base)[0]
+    raw = -model.score_samples(feats[score_rows])
+    train_raw = -model.score_samples(feats[train_idx])
+    med = float(np.median(train_raw))
+    mad = float(np.median(np.abs(train_raw - med))) * 1.4826
+    mad = max(mad, 1e-3)
+    out[score_rows] = np.clip((raw - med) / mad, -af.Z_CLIP, af.Z_CLIP)
+    return out
+
+
+def contributing(scored, start, end, top=5, min_abs_z=3.0):
+    """Columns with the largest mean |z| over rows [start, end] (robust z, signed mean)."""
+    if not scored.columns:
+        return []
+    seg = scored.z[start:end + 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_z = np.nanmean(seg, axis=0)
+    order = np.argsort(-np.nan_to_num(np.abs(mean_z), nan=-1.0))
+    out = []
+    for j in order[:top]:
+        v = mean_z[j]
+        if math.isnan(v) or abs(v) < min_abs_z:
+            continue
+        out.append({"metric": scored.columns[j], "z": round(float(v), 2), "direction": "up" if v > 0 else "down",
+                    "kind": scored.prepared.kinds[list(scored.prepared.columns).index(scored.columns[j])]})
+    return out
+
+
+def decide(scored, threshold, persistence):
+    k = persistence_points(scored.step, persistence)
+    flags = alarm_flags(scored.score, k, threshold)
+    eps = episodes(flags, scored.score, threshold)
+    return flags, eps, k
+
+
+def calibrate_threshold(scores, pod_days, k_of, target_fa_per_pod_day, lo=2.0, hi=af.Z_CLIP, normal_masks=None):  # noqa: PLR0917
+    """Smallest threshold whose false alarms per pod-day on normal data is <= target.
+
+    ``scores``: list of score arrays; ``k_of``: list of persistence point counts; ``normal_masks``:
+    optional list of boolean arrays (True where the point is normal; other points set to NaN... are
+    excluded by splitting the series at them).
+    """
+    def fa_rate(thr):
+        total = 0
+        for i, arr in enumerate(scores):
+            if normal_masks is not None:
+                arr = np.where(normal_masks[i], arr, -np.inf)  # noqa: PLW2901
+            total += count_alarm_episodes(arr, k_of[i], thr)
+        return total / max(pod_days, 1e-9)
+
+    grid = np.round(np.arange(lo, hi + 1e-9, 0.05), 3)
+    low, high = 0, grid.size - 1
+    if fa_rate(grid[high]) > target_fa_per_pod_day:
+        return float(grid[high]), fa_rate(grid[high])
+    while low < high:
+        mid = (low + high) // 2
+        if fa_rate(grid[mid]) <= target_fa_per_pod_day:
+            high = mid
+        else:
+            low = mid + 1
+    return float(grid[low]), fa_rate(grid[low])
+
+
+CLASSIFY_AFTER = 180.0   # seconds after the alarm the type is decided (or the end of the episode / data)
+MIN_MAPPED = 3           # canonical metrics needed before the classifier is applied
+
+
+def classification_rows(step, start, alarm_idx, end):
+    at = min(end, alarm_idx + round(CLASSIFY_AFTER / step))
+    return start, at
+
+
+def episode_features(prep, mapping, start, at):
+    canon = af.canonical_matrix(prep, mapping)
+    return af.classifier_features(canon, prep.resets, prep.observed, prep.step, start, at)
+
+
+def classify(artifact_model, features):
+    """(anomaly_type, confidence, probabilities) from a loaded artifact's classifier."""
+    clf = artifact_model["classifier"]
+    x = np.asarray(features, dtype=float).reshape(1, -1)
+    proba = clf.predict_proba(x)[0]
+    classes = [str(c) for c in clf.classes_]
+    best = int(np.argmax(proba))
+    probs = dict((c, round(float(p), 4)) for c, p in zip(classes, proba))  # noqa: B905
+    return classes[best], float(proba[best]), probs
+
+
+def analyze_target(raw, config=None, threshold=None, persistence=None, classifier=None, metric_map=None, timeline=False, step=None):  # noqa: PLR0917
+    """Everything the module reports for one target (streaming: each decision uses samples <= its time)."""
+    cfg = _cfg(config)
+    thr = float(threshold if threshold is not None else cfg["threshold"])
+    pers = float(persistence if persistence is not None else cfg["persistence"])
+    result = {"target": raw.target, "samples": len(raw), "anomalous": False, "active": False, "score": None, "max_score": None,
+              "threshold": round(thr, 3), "first_anomalous_at": None, "anomaly_start": None, "anomaly_type": None, "confidence": None,
+              "type_probabilities": None, "classifier_applied": False, "contributing_metrics": [], "metrics_used": [], "metrics_ignored": [],
+              "counters": [], "episodes": 0, "status": "ok", "message": None}
+    if len(raw) == 0 or not raw.columns:
+        result.update(status="insufficient_data", message="no numeric samples")
+        return result
+    span = float(raw.timestamps[-1] - raw.timestamps[0])
+    if span < cfg["min_history"]:
+        result.update(status="insufficient_history",
+                      message="%d s of history, %d s needed before scoring (min_history)" % (int(span), int(cfg["min_history"])))
+        result["metrics_ignored"] = list(raw.columns)
+        return result
+    scored = score_raw(raw, cfg, step=step)
+    prep = scored.prepared
+    result["metrics_used"] = list(scored.columns)
+    result["metrics_ignored"] = list(scored.ignored)
+    result["counters"] = [c for c, k in zip(prep.columns, prep.kinds) if k == "counter"]  # noqa: B905
+    if not scored.columns:
+        result.update(status="insufficient_data", message="no metric has 3 samples in the reference window")
+        return result
+    s = scored.score
+    finite = np.isfinite(s)
+    if not finite.any():
+        result.update(status="insufficient_history", message="no scorable point after the reference window")
+        return result
+    last = int(np.where(finite)[0][-1])
+    result["score"] = round(float(s[last]), 3)
+    result["max_score"] = round(float(np.nanmax(s)), 3)
+    flags, eps, k = decide(scored, thr, pers)
+    result["persistence_points"] = k
+    result["step_seconds"] = prep.step
+    result["episodes"] = len(eps)
+    result["active"] = bool(flags[-1]) if flags.size else False
+    if eps:
+        start, alarm_idx, end = eps[0]
+        result["anomalous"] = True
+        result["first_anomalous_at"] = af.iso(scored.times[alarm_idx])
+        result["anomaly_start"] = af.iso(scored.times[start])
+        result["contributing_metrics"] = contributing(scored, start, alarm_idx)
+        mapping = af.map_columns(prep.columns, metric_map)
+        result["mapped_metrics"] = dict((c, v) for c, v in mapping.items())
+        if classifier is not None:
+            c_start, at = classification_rows(prep.step, start, alarm_idx, end)
+            feats, mapped = episode_features(prep, mapping, c_start, at)
+            if mapped >= MIN_MAPPED and ("cpu" in mapping or "memory" in mapping):
+                label, conf, probs = classify(classifier, feats)
+                result.update(anomaly_type=label, confidence=round(conf, 4), type_probabilities=probs, classifier_applied=True,
+                              classified_at=af.iso(scored.times[at]))
+            else:
+                result["message"] = "classifier not applied: %d known metrics mapped (need %d incl. cpu or memory)" % (mapped, MIN_MAPPED)
+    if timeline:
+        result["timeline"] = [{"timestamp": af.iso(t), "score": (None if math.isnan(v) else round(float(v), 3)), "alarm": bool(f)}
+                              for t, v, f in zip(scored.times, s, flags)]  # noqa: B905
+    return result
