@@ -55,7 +55,7 @@ def _prune(value):
     """Drop nulls and empty maps/lists, as Go's omitempty serialization does (``resources: {}``, ``creationTimestamp: null``)."""
     if isinstance(value, dict):
         pruned = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+        return {k: v for k, v in pruned.items() if v is not None and v not in ({}, [])}
     if isinstance(value, list):
         return [_prune(v) for v in value]
     return value

@@ -73,7 +73,7 @@ def ns(core, request):
     return name
 
 
-def deployment(name, replicas=3, image="nginx:1.25", surge=1, unavailable=0, deadline=None, labels=None):
+def deployment(name, replicas=3, image="nginx:1.25", *, surge=1, unavailable=0, deadline=None, labels=None):
     lbl = {"app": name, **(labels or {})}
     spec = {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}},
