@@ -571,7 +571,9 @@ class Store:
         for path in sorted(previous - set(new_paths), key=len, reverse=True):
             if path not in others:
                 patching.delete_path(merged, path)
-        managers[(manager, "Apply")] = {"paths": set(new_paths), "apiVersion": res.api_version, "time": now()}
+        mine = managers.get((manager, "Apply"))
+        if mine is None or mine["paths"] != set(new_paths) or mine["apiVersion"] != res.api_version:
+            managers[(manager, "Apply")] = {"paths": set(new_paths), "apiVersion": res.api_version, "time": now()}
         for k in [k for k, v in managers.items() if not v["paths"]]:
             managers.pop(k)
         merged["metadata"]["resourceVersion"] = entry.obj["metadata"]["resourceVersion"]
