@@ -731,6 +731,7 @@ class HealthRunner:
 
     def _skip(self, check, reason):
         self.skipped.append(dict(check=check, reason=reason))
+        self.summary.counts.pop(check, None)
 
     # each check -------------------------------------------------------------------------------------
     def check_workloads(self):
@@ -794,39 +795,38 @@ class HealthRunner:
     def check_mesh(self):
         istio_api = self.served(*ISTIO_PROBE_KINDS[0])
         namespace = self.options.get('istio_namespace') or 'istio-system'
+        explicit = self.options.get('mesh_namespaces')
         try:
             istiod = list(self.kube.list('apps/v1', 'Deployment', namespace=namespace, label_selector='app=istiod', page_size=self.page_size))
         except self.kube_error as exc:
             return self._error_finding('mesh', exc, 'Deployment', namespace)
-        if not istiod and istio_api is None:
-            return self._skip('mesh', 'Istio is not installed (no istiod Deployment in %s and no networking.istio.io API)' % namespace)
-        self._record(evaluate_istiod(istiod, self.thresholds, self.now))
-        wanted = self.options.get('mesh_namespaces')
-        if wanted is None and istio_api is not None:
+        wanted = set(explicit or [])
+        if explicit is None and istio_api is not None:
             # the namespaces that route traffic through the mesh are those holding VirtualServices
-            wanted = set()
             try:
                 for scope in self._scopes():
                     for vs in self.kube.list(istio_api, 'VirtualService', namespace=scope, page_size=self.page_size):
                         wanted.add(_meta(vs).get('namespace'))
             except self.kube_error as exc:
                 return self._error_finding('mesh', exc, 'VirtualService')
-        wanted = set(w for w in (wanted or []) if w)
-        if self.namespaces and self.options.get('mesh_namespaces') is None:
-            wanted &= set(self.namespaces)
-        if wanted:
-            try:
-                seen = set()
-                for ns in self.kube.list('v1', 'Namespace', page_size=self.page_size):
-                    name = _meta(ns).get('name')
-                    if name in wanted:
-                        seen.add(name)
-                        self._record(evaluate_namespace_injection(ns, self.thresholds, self.now))
-                for name in sorted(wanted - seen):
-                    self._record(finding('mesh', None, 'warning', 'NamespaceMissing', 'namespace %s should be in the mesh but does not exist' % name,
-                                         kind='Namespace', namespace=None, name=name))
-            except self.kube_error as exc:
-                return self._error_finding('mesh', exc, 'Namespace')
+        wanted.discard(None)
+        if not istiod and not wanted:
+            return self._skip('mesh', 'Istio is not in use (no istiod Deployment in %s, no VirtualService, no mesh_namespaces given)' % namespace)
+        self._record(evaluate_istiod(istiod, self.thresholds, self.now))
+        if not wanted:
+            return None
+        try:
+            seen = set()
+            for ns in self.kube.list('v1', 'Namespace', page_size=self.page_size):
+                name = _meta(ns).get('name')
+                if name in wanted:
+                    seen.add(name)
+                    self._record(evaluate_namespace_injection(ns, self.thresholds, self.now))
+            for name in sorted(wanted - seen):
+                self._record(finding('mesh', None, 'warning', 'NamespaceMissing', 'namespace %s should be in the mesh but does not exist' % name,
+                                     kind='Namespace', namespace=None, name=name))
+        except self.kube_error as exc:
+            return self._error_finding('mesh', exc, 'Namespace')
         return None
 
     def check_alerts(self):
@@ -854,16 +854,12 @@ class HealthRunner:
                               name=am_url if source == 'alertmanager' else getattr(self.prometheus, 'url', None), severity='critical',
                               reason='CheckError', message='alerts check could not run: %s' % exc, since=None))
             return None
-        firing = 0
         for alert in alerts:
             item = evaluate_alert(alert, severities, label_filter, source)
             if item is not None:
                 if self.namespaces and item['namespace'] and item['namespace'] not in self.namespaces:
                     continue
-                firing += 1
                 self._record(item)
-        if not firing:
-            self.summary.add('alerts', 'ok')
         return None
 
     def check_endpoints(self):
@@ -877,6 +873,7 @@ class HealthRunner:
     def run(self, checks):
         started = time.monotonic()
         for check in checks:
+            self.summary.counts.setdefault(check, dict(ok=0, warning=0, critical=0))
             getattr(self, 'check_%s' % check)()
         findings = sorted(self.findings, key=lambda f: (-_RANK[f['severity']], f['check'], f['kind'] or '', f['namespace'] or '', f['name'] or ''))
         status = overall_status(self.findings)
@@ -890,7 +887,7 @@ class HealthRunner:
             status=status,
             summary=dict(checks=self.summary.as_dict(), totals=totals),
             findings=findings,
-            skipped=self.skipped,
+            skipped_checks=self.skipped,
             checks=list(checks),
             duration_seconds=round(time.monotonic() - started, 3),
             api_calls=kube_calls + prom_calls + self.alertmanager_requests,
