@@ -341,15 +341,28 @@ reference_time:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-
 from ansible_collections.machinenativeops.platform.plugins.module_utils.health import (
-    CHECKS, DEFAULT_THRESHOLDS, HealthError, HealthRunner, normalize_thresholds, parse_time, select_checks, should_fail,
+    CHECKS,
+    DEFAULT_THRESHOLDS,
+    HealthError,
+    HealthRunner,
+    normalize_thresholds,
+    parse_time,
+    select_checks,
+    should_fail,
 )
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import (
-    HAS_KUBERNETES, KUBE_AUTH_ARG_SPEC, KUBERNETES_IMPORT_ERROR, KubeError, get_kube_client, map_error,
+    HAS_KUBERNETES,
+    KUBE_AUTH_ARG_SPEC,
+    KUBERNETES_IMPORT_ERROR,
+    KubeError,
+    get_kube_client,
+    map_error,
 )
 from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import (
-    PROMETHEUS_ARG_SPEC, PrometheusClient, PrometheusError,
+    PROMETHEUS_ARG_SPEC,
+    PrometheusClient,
+    PrometheusError,
 )
 
 
