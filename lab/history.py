@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from lab.exporters.model import Generator, Snapshot, labels_text
+from lab.exporters.model import APP_FAMILIES, Generator, Snapshot, labels_text
 
 DEFAULT_STEP = 15.0
 
@@ -47,8 +47,19 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def generate(snapshot: Snapshot, start: float, end: float, step: float = DEFAULT_STEP, state: dict | None = None) -> tuple[dict[str, list[str]], dict]:
-    """Sample lines by metric family (``name{labels} value timestamp``) and the generator state at ``end``."""
+def target_labels(instance: str | None) -> dict[str, dict]:
+    """The labels Prometheus adds when it scrapes the exporters (see lab/servers/prometheus.py)."""
+    extra = {"instance": instance} if instance else {}
+    return {"app": {"job": "machine-native-ops", **extra}, "other": {"job": "lab-exporters", **extra}}
+
+
+def generate(snapshot: Snapshot, start: float, end: float, step: float = DEFAULT_STEP, *, state: dict | None = None,
+             instance: str | None = None) -> tuple[dict[str, list[str]], dict]:
+    """Sample lines by metric family (``name{labels} value timestamp``) and the generator state at ``end``.
+
+    ``instance`` is the exporters' host:port, so the history continues the live series.
+    """
+    targets = target_labels(instance)
     gen = Generator(snapshot, state or {"t": start})
     gen.t = start
     families: dict[str, list[str]] = {}
@@ -57,8 +68,9 @@ def generate(snapshot: Snapshot, start: float, end: float, step: float = DEFAULT
         gen.advance(t)
         for name, items in gen.render(t).items():
             lines = families.setdefault(name, [])
+            extra = targets["app" if name in APP_FAMILIES else "other"]
             for labels, value in items:
-                lines.append(f"{name}{labels_text(labels)} {_fmt(value)} {t:.3f}")
+                lines.append(f"{name}{labels_text({**labels, **extra})} {_fmt(value)} {t:.3f}")
         t += step
     gen.advance(end)
     return families, gen.state()
@@ -78,10 +90,11 @@ def write_openmetrics(families: dict[str, list[str]], path: Path) -> int:
     return count
 
 
-def write_history(snapshot: Snapshot, hours: float, out: Path, end: float | None = None, step: float = DEFAULT_STEP) -> dict:
+def write_history(snapshot: Snapshot, hours: float, out: Path, *, end: float | None = None, step: float = DEFAULT_STEP,
+                  instance: str | None = None) -> dict:
     """Generate ``hours`` of history ending at ``end`` (default now) into ``out``; return the end state."""
     end = time.time() if end is None else end
-    families, state = generate(snapshot, end - hours * 3600.0, end, step)
+    families, state = generate(snapshot, end - hours * 3600.0, end, step, instance=instance)
     samples = write_openmetrics(families, out)
     state["history"] = {"start": end - hours * 3600.0, "end": end, "step": step, "samples": samples, "file": str(out)}
     return state
@@ -104,7 +117,9 @@ def preload(lab_dir: str | Path, hours: float, step: float = DEFAULT_STEP) -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"preload-{int(started)}.om"
     end = started - step
-    families, _ = generate(snapshot, end - hours * 3600.0, end, step)
+    exporters = endpoints.get("exporters") or {}
+    instance = f"127.0.0.1:{exporters['port']}" if exporters.get("port") else None
+    families, _ = generate(snapshot, end - hours * 3600.0, end, step, instance=instance)
     samples = write_openmetrics(families, out)
     ctx = LabContext(dir=lab_dir, endpoints=endpoints)
     service = PrometheusService()

@@ -61,3 +61,51 @@ def lab_clock(lab_endpoints):
         yield admin
     finally:
         admin.real()
+
+
+# -- servers helper: Prometheus, Alertmanager, webhook receiver, PostgreSQL, S3, traffic ----------
+@pytest.fixture(scope="session")
+def prometheus_url(lab_endpoints) -> str:
+    """Base URL of the lab Prometheus (scrapes the exporters every 1s, evaluates rules every 1s)."""
+    return lab_endpoints["prometheus"]["url"]
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url(lab_endpoints) -> str:
+    return lab_endpoints["alertmanager"]["url"]
+
+
+@pytest.fixture(scope="session")
+def webhook(lab_endpoints) -> dict:
+    """``{"url", "alerts_url"}`` of the receiver Alertmanager notifies; GET alerts_url lists the notifications."""
+    return lab_endpoints["webhook"]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(lab_endpoints) -> str:
+    return lab_endpoints["postgres"]["dsn"]
+
+
+@pytest.fixture(scope="session")
+def s3(lab_endpoints) -> dict:
+    """The moto S3 endpoint: ``{"endpoint_url", "access_key", "secret_key", "region", "bucket", "prefix"}``."""
+    return lab_endpoints["s3"]
+
+
+@pytest.fixture(scope="session")
+def traffic(kubeconfig):
+    """``lab.traffic`` bound to the lab: ``traffic.set(ns, service, rps=..., version=..., error_ratio=..., p50_ms=..., p95_ms=...)``,
+    ``traffic.clear(ns, service)``, ``traffic.get()``."""
+    from lab import traffic as lab_traffic  # noqa: PLC0415 - only when used
+
+    class _Traffic:
+        def set(self, namespace, service, **kwargs):
+            return lab_traffic.set_traffic(kubeconfig, namespace, service, **kwargs)
+
+        def clear(self, namespace=None, service=None, version=None):
+            return lab_traffic.clear(kubeconfig, namespace, service, version)
+
+        def get(self):
+            return lab_traffic.get_traffic(kubeconfig)
+
+    return _Traffic()

@@ -101,9 +101,9 @@ def make_handler(exporter: Exporter):
             elif path == "/debug/flows":
                 self._send(200, json.dumps(exporter.flows(), indent=2), "application/json")
             elif path == "/healthz":
-                ok = exporter.refreshed.is_set()
-                body = {"status": "ok" if ok else "starting", "last_error": exporter.last_error}
-                self._send(200 if ok else 503, json.dumps(body), "application/json")
+                # Serving already; the first read of the cluster may still be under way (counters start then).
+                body = {"status": "ok", "cluster_read": exporter.refreshed.is_set(), "last_error": exporter.last_error}
+                self._send(200, json.dumps(body), "application/json")
             else:
                 self._send(404, json.dumps({"error": f"no such path {path}"}), "application/json")
 

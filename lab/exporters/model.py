@@ -504,7 +504,11 @@ class Generator:
             key = f"ctr|{uid}|{cname}"
             usage = cpu_req * 0.4 * load * (1.0 + 0.15 * unit_noise(key + "|cpu", second))
             if "cpu_spike" in faults:
-                usage = (cpu_lim or max(cpu_req * 4, 1.0)) * param(faults["cpu_spike"], "ratio", 0.97)
+                spike = faults["cpu_spike"]
+                if "factor" in (spike.get("params") or {}):  # usage times factor
+                    usage *= param(spike, "factor", 10.0)
+                else:  # default: the container runs at 97 % of its limit (or 4x its request, at least 1 core)
+                    usage = (cpu_lim or max(cpu_req * 4, 1.0)) * param(spike, "ratio", 0.97)
             self._add(key + "|cpu", usage * dt)
             rx = (20_000 + app_rps * 1_500) * load * (1.0 + 0.2 * unit_noise(key + "|rx", second))
             tx = (10_000 + app_rps * 4_000) * load * (1.0 + 0.2 * unit_noise(key + "|tx", second))
@@ -527,7 +531,8 @@ class Generator:
         extra_restarts = 0
         if "memory_leak" in faults:
             start = self.fault_start(uid, faults["memory_leak"], now)
-            per_min = param(faults["memory_leak"], "bytes_per_minute", ceiling * 0.1)
+            # "rate" (lab.faults' name) or "bytes_per_minute": bytes per minute; default 10 % of the limit per minute
+            per_min = param(faults["memory_leak"], "bytes_per_minute", param(faults["memory_leak"], "rate", ceiling * 0.1))
             base = min(base + per_min * (now - start) / 60.0, ceiling * 0.99)
         if "oom_kill" in faults:
             start = self.fault_start(uid, faults["oom_kill"], now)

@@ -24,6 +24,7 @@ class ExportersService(Service):
         state_file = data / "state.json"
         state_file.unlink(missing_ok=True)
         info: dict = {}
+        port = free_port()
         hours = history.history_hours()
         if hours > 0:
             from lab.exporters.cluster import api_client, read_snapshot  # noqa: PLC0415
@@ -32,11 +33,10 @@ class ExportersService(Service):
             snapshot = read_snapshot(api_client(kubeconfig)) if kubeconfig else Snapshot()
             out_dir = ctx.data_dir("history")
             t = time.monotonic()
-            state = history.write_history(snapshot, hours, out_dir / "history.om", step=history.history_step())
+            state = history.write_history(snapshot, hours, out_dir / "history.om", step=history.history_step(), instance=f"127.0.0.1:{port}")
             state_file.write_text(json.dumps(state))
             info["history_file"] = str(out_dir / "history.om")
             info["history"] = {**state["history"], "seconds": round(time.monotonic() - t, 3)}
-        port = free_port()
         argv = [ctx.python, "-m", "lab.exporters.main", "--port", str(port), "--state-file", str(state_file)]
         if kubeconfig:
             argv += ["--kubeconfig", kubeconfig]

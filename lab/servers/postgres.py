@@ -175,14 +175,15 @@ def _stop_postmaster(pid: int, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def _allow_traverse(path: Path, uid: int) -> None:
-    """Let the server's OS user reach ``path``: add o+x (search, not read) to root-owned ancestors that lack it."""
+def _reachable_by(path: Path, uid: int) -> bool:
+    """Whether a process running as ``uid`` can reach ``path`` (every ancestor searchable)."""
     if os.geteuid() != 0 or uid == 0:
-        return
-    for parent in [path, *path.parents]:
+        return True
+    for parent in path.parents:
         st = parent.stat()
         if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
-            os.chmod(parent, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+            return False
+    return True
 
 
 class PostgresService(Service):
@@ -193,19 +194,22 @@ class PostgresService(Service):
         user, uid, gid = _os_user()
         template = ensure_template(bindir)
         base = ctx.data_dir("postgres")
-        pgdata = base / "pgdata"
-        if pgdata.exists():
-            shutil.rmtree(pgdata)
+        self._cleanup(base)
+        if _reachable_by(base, uid) and len(str(base)) < 80:
+            home = base
+        else:
+            # The lab dir is private (e.g. pytest's 0700 tmp dirs) or too long for a unix socket path:
+            # the cluster lives in its own /tmp dir, linked from the lab dir and removed by stop().
+            home = Path(tempfile.mkdtemp(prefix="lab-postgres-"))
+            (base / "external_dir").write_text(str(home))
+            (base / "pgdata").symlink_to(home / "pgdata")
+        pgdata = home / "pgdata"
         # cp -a keeps the owner and the 0700 mode PostgreSQL insists on.
         subprocess.run(["cp", "-a", str(template), str(pgdata)], check=True)
-        socket_dir = base / "run"
-        if len(str(socket_dir)) > 90:  # unix socket paths are limited to 107 bytes
-            socket_dir = Path(tempfile.mkdtemp(prefix="lab-pg-"))
-            (base / "socket_dir").write_text(str(socket_dir))
+        socket_dir = home / "run"
         socket_dir.mkdir(exist_ok=True)
-        os.chown(base, uid, gid)
-        os.chown(socket_dir, uid, gid)
-        _allow_traverse(base, uid)
+        for path in {base, home, socket_dir}:
+            os.chown(path, uid, gid)
         port = free_port()
         proc = ctx.spawn(self.name, _server_args(bindir, pgdata, port, socket_dir, "127.0.0.1"), user=user)
         dsn = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DBNAME}"
@@ -214,7 +218,7 @@ class PostgresService(Service):
             conn.execute("SELECT 1")
         return {
             "dsn": dsn, "host": "127.0.0.1", "port": port, "user": USER, "password": PASSWORD, "dbname": DBNAME,
-            "bindir": str(bindir), "socket_dir": str(socket_dir), "data_dir": str(pgdata),
+            "bindir": str(bindir), "socket_dir": str(socket_dir), "data_dir": str(base / "pgdata"),
         }
 
     def stop(self, ctx: LabContext) -> None:
@@ -223,7 +227,17 @@ class PostgresService(Service):
             with contextlib.suppress(ValueError):
                 _stop_postmaster(int(pid_file.read_text().strip()))
         ctx.stop_pid(self.name)
-        marker = ctx.dir / "data" / "postgres" / "socket_dir"
+        self._cleanup(ctx.dir / "data" / "postgres", keep_local=True)
+
+    @staticmethod
+    def _cleanup(base: Path, keep_local: bool = False) -> None:
+        """Remove the cluster's own /tmp dir (if any); the in-lab data dir too unless ``keep_local`` (after a stop)."""
+        marker = base / "external_dir"
         if marker.exists():
             shutil.rmtree(marker.read_text().strip(), ignore_errors=True)
             marker.unlink()
+        link = base / "pgdata"
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists() and not keep_local:
+            shutil.rmtree(link)
