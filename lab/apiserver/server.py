@@ -65,6 +65,7 @@ class ApiServer:
         self.token = token or secrets.token_hex(16)
         self.readonly_token = readonly_token or ("readonly-" + secrets.token_hex(12))
         self.verbose = verbose
+        self.bookmark_interval = 5.0  # seconds of silence before a BOOKMARK on watches that allow them
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self.http = _Server((host, port), Handler, self, None)
@@ -573,12 +574,12 @@ class Handler(BaseHTTPRequestHandler):
                 with store.cond:
                     events, last = store.events_after(res, last, matches)
                     if not events:
-                        store.cond.wait(min(remaining, 1.0))
+                        store.cond.wait(min(remaining, 1.0, self.server.api.bookmark_interval if bookmarks else 1.0))
                         events, last = store.events_after(res, last, matches)
                 if events:
                     self._write_chunk(b"".join(events))
                     idle_since = time.monotonic()
-                elif bookmarks and time.monotonic() - idle_since > 5:
+                elif bookmarks and time.monotonic() - idle_since > self.server.api.bookmark_interval:
                     mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(last)}}
                     self._write_chunk(b'{"type":"BOOKMARK","object":' + dumps(mark) + b"}\n")
                     idle_since = time.monotonic()

@@ -248,6 +248,15 @@ class Store:
             return {"loadBalancer": {}}
         if res.kind == "CustomResourceDefinition":
             return _crd_status(obj)
+        # fields the kubernetes client's models require, as a real server would return them
+        if res.kind in ("ReplicaSet", "StatefulSet"):
+            return {"replicas": 0}
+        if res.kind == "DaemonSet":
+            return {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}
+        if res.kind == "PodDisruptionBudget":
+            return {"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}
+        if res.kind == "HorizontalPodAutoscaler":
+            return {"currentReplicas": 0, "desiredReplicas": 0}
         return None
 
     # ------------------------------------------------------------ the write path

@@ -407,3 +407,66 @@ def test_cluster_scoped_resources(client):
     assert core.read_node(name).status.conditions[0].status == "True"
     core.delete_node(name)
     assert name not in {n.metadata.name for n in core.list_node().items}
+
+
+def test_delete_preconditions(client, ns):
+    core = CoreV1Api(client)
+    cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "pre"}})
+    with pytest.raises(ApiException) as err:
+        core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"resourceVersion": "1"}})
+    assert err.value.status == 409
+    with pytest.raises(ApiException) as err:
+        core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"uid": "not-the-uid"}})
+    assert err.value.status == 409
+    core.delete_namespaced_config_map("pre", ns, body={"preconditions": {"uid": cm.metadata.uid}})
+    assert core.list_namespaced_config_map(ns).items == []
+
+
+def test_no_new_finalizers_while_deleting(client, ns):
+    core = CoreV1Api(client)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "f", "finalizers": ["a/one"]}})
+    core.delete_namespaced_config_map("f", ns)
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_config_map("f", ns, {"metadata": {"finalizers": ["a/one", "a/two"]}})
+    assert err.value.status == 422
+    core.patch_namespaced_config_map("f", ns, {"metadata": {"finalizers": None}})
+    assert core.list_namespaced_config_map(ns).items == []
+
+
+def test_system_namespace_cannot_be_deleted_and_new_ones_get_a_service_account(client, ns):
+    core = CoreV1Api(client)
+    with pytest.raises(ApiException) as err:
+        core.delete_namespace("kube-system")
+    assert err.value.status == 403
+    sup.eventually(lambda: [sa.metadata.name for sa in core.list_namespaced_service_account(ns).items] == ["default"])
+    assert core.read_namespace(ns).metadata.labels["kubernetes.io/metadata.name"] == ns
+
+
+def test_foreground_deletion_collects_dependents(client, ns):
+    apps = AppsV1Api(client)
+    d = apps.create_namespaced_deployment(ns, sup.deployment("fg"))
+    rs = sup.deployment("fg-abc")
+    rs.update(kind="ReplicaSet")
+    rs["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "fg", "uid": d.metadata.uid,
+                                          "controller": True, "blockOwnerDeletion": True}]
+    apps.create_namespaced_replica_set(ns, rs)
+    apps.delete_namespaced_deployment("fg", ns, propagation_policy="Foreground")
+    sup.eventually(lambda: apps.list_namespaced_replica_set(ns).items == [])
+
+
+def test_workload_statuses_deserialize_in_the_client(client, ns):
+    apps = AppsV1Api(client)
+    sts = sup.deployment("sts")
+    sts.update(kind="StatefulSet")
+    sts["spec"]["serviceName"] = "sts"
+    assert apps.create_namespaced_stateful_set(ns, sts).status.replicas == 0
+    ds = sup.deployment("ds")
+    ds.update(kind="DaemonSet")
+    ds["spec"].pop("replicas")
+    assert apps.create_namespaced_daemon_set(ns, ds).status.number_ready == 0
+    pdb = kubernetes.client.PolicyV1Api(client).create_namespaced_pod_disruption_budget(
+        ns, {"metadata": {"name": "pdb"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "x"}}}})
+    assert pdb.status.disruptions_allowed == 0
+    hpa = kubernetes.client.AutoscalingV2Api(client).create_namespaced_horizontal_pod_autoscaler(
+        ns, {"metadata": {"name": "h"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}})
+    assert hpa.status.desired_replicas == 0

@@ -111,3 +111,17 @@ def test_watch_too_old_resource_version_is_410(tmp_path):
                 pass
         assert err.value.status == 410
         c.close()
+
+
+def test_watch_bookmarks_when_allowed(api, client, ns):
+    api.bookmark_interval = 0.2
+    try:
+        rv = CoreV1Api(client).list_namespaced_config_map(ns).metadata.resource_version
+        events = _events(f"{api.url}/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+                         "&allowWatchBookmarks=true")
+        assert events and {e["type"] for e in events} == {"BOOKMARK"}
+        assert events[0]["object"]["kind"] == "ConfigMap" and int(events[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
+        plain = _events(f"{api.url}/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1")
+        assert plain == []
+    finally:
+        api.bookmark_interval = 5.0
