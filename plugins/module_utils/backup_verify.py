@@ -40,8 +40,8 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils import v
 S3_ARG_SPEC = dict(
     s3_endpoint_url=dict(type='str'),
     s3_region=dict(type='str'),
-    s3_access_key=dict(type='str', no_log=True, aliases=['aws_access_key_id']),
-    s3_secret_key=dict(type='str', no_log=True, aliases=['aws_secret_access_key']),
+    s3_access_key=dict(type='str', no_log=True),
+    s3_secret_key=dict(type='str', no_log=True),
     s3_session_token=dict(type='str', no_log=True),
     s3_bucket=dict(type='str'),
     s3_prefix=dict(type='str'),
