@@ -556,12 +556,25 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        as_table = "as=Table" in self.headers.get("Accept", "")
+
+        def encode(lines: list[bytes]) -> bytes:
+            if not as_table:
+                return b"".join(lines)
+            out = []
+            for line in lines:
+                ev = json.loads(line)
+                if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    ev["object"] = _table(res, [ev["object"]], {"resourceVersion": ev["object"]["metadata"].get("resourceVersion", "")})
+                out.append(dumps(ev) + b"\n")
+            return b"".join(out)
+
         if gone is not None:
             self._write_chunk(b'{"type":"ERROR","object":' + dumps(gone.status()) + b"}\n")
             self._write_chunk(b"")
             return
         if initial:
-            self._write_chunk(b"".join(initial))
+            self._write_chunk(encode(initial))
         else:
             self.wfile.flush()
         deadline = time.monotonic() + timeout
@@ -577,7 +590,7 @@ class Handler(BaseHTTPRequestHandler):
                         store.cond.wait(min(remaining, 1.0, self.server.api.bookmark_interval if bookmarks else 1.0))
                         events, last = store.events_after(res, last, matches)
                 if events:
-                    self._write_chunk(b"".join(events))
+                    self._write_chunk(encode(events))
                     idle_since = time.monotonic()
                 elif bookmarks and time.monotonic() - idle_since > self.server.api.bookmark_interval:
                     mark = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(last)}}

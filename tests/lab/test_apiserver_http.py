@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import apiserver_support as sup
@@ -130,3 +131,12 @@ def test_dynamic_client(client, ns):
     assert [i.metadata.name for i in vs.get(namespace=ns).items] == ["r"]
     vs.delete(name="r", namespace=ns)
     assert vs.get(namespace=ns).items == []
+
+
+def test_watch_events_as_tables_for_kubectl_get_watch(api, ns):
+    sup.raw(api.url, "POST", f"/api/v1/namespaces/{ns}/pods", sup.pod("wt"))
+    code, text = sup.raw(api.url, "GET", f"/api/v1/namespaces/{ns}/pods?watch=true&timeoutSeconds=1",
+                         headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    events = [json.loads(line) for line in text.splitlines()] if isinstance(text, str) else [text]
+    assert code == 200 and [e["type"] for e in events] == ["ADDED"]
+    assert events[0]["object"]["kind"] == "Table" and events[0]["object"]["rows"][0]["cells"][0] == "wt"
