@@ -280,6 +280,7 @@ def _load_kubeconfig(auth, configuration):
     options = dict(context=auth.get('context'), client_configuration=configuration,
                    persist_config=bool(auth.get('persist_config')))
     if isinstance(kubeconfig, dict):
+        options['persist_config'] = False  # there is no file to write refreshed credentials to
         k8s_config.load_kube_config_from_dict(config_dict=kubeconfig, **options)
         return 'inline kubeconfig'
     if kubeconfig is not None and not isinstance(kubeconfig, str):
@@ -444,6 +445,9 @@ class KubeClient:
                             api_message='the API server does not serve %s %s' % (api_version, kind))
         if not found.namespaced:
             namespace = None
+        elif name and not namespace:
+            raise KubeError(verb, kind, namespace, name, reason='namespace required',
+                            api_message='%s %s is namespaced; give a namespace' % (api_version, kind))
         return found, namespace
 
     @staticmethod
@@ -516,9 +520,6 @@ class KubeClient:
             raise KubeError('patch', kind, namespace, name, reason='invalid patch type',
                             api_message='patch_type must be one of %s' % ', '.join(sorted(_PATCH_CONTENT_TYPES)))
         resource, namespace = self._require('patch', api_version, kind, namespace, name)
-        if resource.namespaced and not namespace:
-            raise KubeError('patch', kind, namespace, name, reason='namespace required',
-                            api_message='%s is namespaced; give a namespace' % kind)
         extra = {}
         if patch_type == 'apply':
             extra['force_conflicts'] = bool(force)

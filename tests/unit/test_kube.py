@@ -142,6 +142,20 @@ def test_explicit_host_overrides_kubeconfig_server(api, tmp_path):
     assert kc.get("v1", "Pod", "db-0", "shop") is not None
 
 
+def test_explicit_token_overrides_kubeconfig_token_on_every_request(api, tmp_path):
+    kc = client({"kubeconfig": kubeconfig_dict(api.url, "stale-token-in-kubeconfig"), "api_key": TOKEN}, tmp_path)
+    for _ in range(3):
+        assert kc.get("v1", "Pod", "db-0", "shop") is not None
+    assert {r["headers"]["authorization"] for r in api.requests} == {"Bearer " + TOKEN}
+
+
+def test_namespaced_kind_without_namespace_is_refused(api, tmp_path):
+    kc = client({"host": api.url, "api_key": TOKEN}, tmp_path)
+    with pytest.raises(KubeError) as info:
+        kc.get("v1", "Pod", "db-0")
+    assert str(info.value) == "get Pod db-0 failed: namespace required: v1 Pod is namespaced; give a namespace"
+
+
 def test_username_password_basic_auth(tmp_path):
     configuration, source = build_configuration(resolve_auth({"host": "http://127.0.0.1:1", "username": "admin", "password": "pw"}))
     assert source == "options"
