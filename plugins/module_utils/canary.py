@@ -416,7 +416,8 @@ def load_state(vs):
         raise CanaryError('the %s annotation on VirtualService %s is not a version %d canary state; fix or remove it'
                           % (STATE_ANNOTATION, name, STATE_VERSION))
     for key, default in (('failed_checks', 0), ('inconclusive_checks', 0), ('analyses', 0), ('step_index', -1), ('weight', 0)):
-        state[key] = int(state.get(key) or default)
+        value = state.get(key)
+        state[key] = int(default if value is None else value)
     state.setdefault('history', [])
     return state
 
@@ -666,7 +667,7 @@ def needs_analysis(action, state, opts, now):
     if state['phase'] in TERMINAL_PHASES:
         return False
     if action == 'step':
-        if state['step_index'] < 0:
+        if state['step_index'] < 0 and state['weight'] == 0:
             return False
         if _deadline_exceeded(state, opts, now):
             return False

@@ -159,6 +159,8 @@ def test_state_round_trip_and_bad_annotation():
     ann = c.state_annotations(s)
     assert c.load_state(vs(annotations=ann)) == s
     assert 'progressing' in ann[c.SUMMARY_ANNOTATION]
+    s.update(step_index=0, weight=10, failed_checks=0)
+    assert c.load_state(vs(annotations=c.state_annotations(s)))['step_index'] == 0
     with pytest.raises(c.CanaryError, match='not valid JSON'):
         c.load_state(vs(annotations={c.STATE_ANNOTATION: '{'}))
     with pytest.raises(c.CanaryError, match='version 1'):
@@ -473,3 +475,12 @@ def test_latency_comparison():
     assert compare_latency(121.0, 100.0, 20, 0)['verdict'] == 'failed'
     assert compare_latency(121.0, 100.0, 20, 5)['verdict'] == 'passed'
     assert compare_latency(math.nan, 100.0, 20, 0)['verdict'] == 'inconclusive'
+
+
+def test_weight_below_the_first_step_is_analysed_before_advancing():
+    o = opts()
+    state, notes = c.reconcile_state(None, {'stable': 95, 'canary': 5}, o, T0)
+    assert state['step_index'] == -1 and state['weight'] == 5 and 'adopted' in notes[0]
+    assert c.needs_analysis('step', state, o, T0 + 30)
+    out = run(state, o, T0 + 30, passed())
+    assert out['decision'] == 'advanced' and out['weight_after'] == 10 and out['step_index'] == 0
