@@ -34,6 +34,7 @@ class Exporter:
         self.refreshed = threading.Event()
         self._stop = threading.Event()
         self._api = None
+        self._rendered: tuple[float, dict] | None = None
 
     def refresh_once(self) -> None:
         if not self.kubeconfig:
@@ -65,10 +66,13 @@ class Exporter:
         self._stop.set()
 
     def metrics(self, app: bool) -> str:
+        """The exposition text; /metrics and /metrics/app scraped together share one render (within 0.5 s)."""
         with self.lock:
             now = time.time()
-            self.generator.advance(now)
-            return exposition(self.generator.render(now), app=app)
+            if self._rendered is None or now - self._rendered[0] > 0.5:
+                self.generator.advance(now)
+                self._rendered = (now, self.generator.render(now))
+            return exposition(self._rendered[1], app=app)
 
     def flows(self) -> list[dict]:
         with self.lock:

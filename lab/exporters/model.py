@@ -141,7 +141,9 @@ def labels_text(labels: dict) -> str:
         return ""
     parts = []
     for key, value in labels.items():
-        text = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        text = value if isinstance(value, str) else str(value)
+        if "\\" in text or "\n" in text or '"' in text:
+            text = text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
         parts.append(f'{key}="{text}"')
     return "{" + ",".join(parts) + "}"
 
@@ -224,6 +226,7 @@ class Cluster:
                 self.pod_deployment[(ns, name)] = dep
                 self.by_deployment.setdefault((ns, dep), []).append(pod)
         self._flows: list[Flow] | None = None
+        self._running: dict[tuple[str, str], int] = {}
 
     def _owner_deployment(self, pod: dict) -> str | None:
         ns = _meta(pod).get("namespace")
@@ -254,6 +257,12 @@ class Cluster:
 
     def workload_pods(self, namespace: str, deployment: str) -> list[dict]:
         return self.by_deployment.get((namespace, deployment), [])
+
+    def running_count(self, namespace: str, deployment: str) -> int:
+        key = (namespace, deployment)
+        if key not in self._running:
+            self._running[key] = sum(1 for p in self.workload_pods(namespace, deployment) if (p.get("status") or {}).get("phase") == "Running")
+        return self._running[key]
 
     def deployments_for(self, namespace: str, service: str, subset_labels: dict) -> list[dict]:
         svc = self.services.get((namespace, service))
@@ -454,7 +463,7 @@ class Generator:
         """(rps, error_ratio, p50_ms, p95_ms) one pod serves."""
         ns, name = _meta(pod).get("namespace"), _meta(pod).get("name")
         dep = self.cluster.pod_deployment.get((ns, name))
-        ready_pods = max(1, len([p for p in self.cluster.workload_pods(ns, dep) if (p.get("status") or {}).get("phase") == "Running"])) if dep else 1
+        ready_pods = max(1, self.cluster.running_count(ns, dep)) if dep else 1
         rps, err, p50, p95 = 0.0, 0.0, DEFAULT_VERSION["p50_ms"], DEFAULT_VERSION["p95_ms"]
         matched = False
         for flow in self.cluster.flows():
