@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import traceback
 
 try:
@@ -36,6 +37,7 @@ else:
     KUBERNETES_IMPORT_ERROR = None
 
 FIELD_MANAGER = 'machinenativeops.platform'
+DISCOVERY_CACHE_TTL = 600  # seconds a discovery cache file is trusted
 
 KUBE_PROXY_HEADERS_SPEC = dict(
     proxy_basic_auth=dict(type='str', no_log=True),
@@ -378,7 +380,13 @@ def _discovery_cache_file(host):
     except OSError:
         pass
     digest = hashlib.sha256(host.encode('utf-8')).hexdigest()[:24]
-    return os.path.join(directory, 'discovery-%s.json' % digest)
+    path = os.path.join(directory, 'discovery-%s.json' % digest)
+    try:
+        if time.time() - os.stat(path).st_mtime > DISCOVERY_CACHE_TTL:
+            os.unlink(path)  # like kubectl, rediscover after a while (CRDs come and go)
+    except OSError:
+        pass
+    return path
 
 
 if HAS_KUBERNETES:

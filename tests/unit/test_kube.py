@@ -307,3 +307,16 @@ def test_unreachable_server(tmp_path):
 def test_redact_hides_secrets_and_url_credentials():
     text = kube.redact("token abc123 at http://user:pw@proxy:3128/x", {"abc123"})
     assert text == "token ******** at http://********@proxy:3128/x"
+
+
+def test_default_discovery_cache_is_private_and_expires(tmp_path):
+    host = f"http://unit-test-{os.getpid()}.invalid:1"
+    path = kube._discovery_cache_file(host)
+    assert os.stat(os.path.dirname(path)).st_mode & 0o077 == 0
+    with open(path, "w") as handle:
+        handle.write("{}")
+    assert kube._discovery_cache_file(host) == path and os.path.exists(path)
+    old = os.stat(path).st_mtime - kube.DISCOVERY_CACHE_TTL - 1
+    os.utime(path, (old, old))
+    kube._discovery_cache_file(host)
+    assert not os.path.exists(path)
