@@ -197,8 +197,7 @@ def evaluate(size="full", models_dir=tr.MODELS_DIR, version=None, reports_dir=RE
     log("model {} (sha256 {}), detector threshold {:.3f}".format(artifact["version"], artifact["sha256"][:12], threshold))
     sets = make_sets(size)
     log("calibrating the baselines on the training calibration data")
-    cal_pods = gen.generate_set(manifest["seed"] + 7, tr.SIZES[manifest["training_size"]]["cal_per_type"],
-                                tr.SIZES[manifest["training_size"]]["cal_healthy"], hours=3.0, healthy_hours=24.0)
+    cal_pods = tr.calibration_pods(manifest["seed"], tr.SIZES[manifest["training_size"]])
     cal_bl = ev.score_baselines(cal_pods, config)
     bl_thr = {}
     for key in ("rolling_z", "plain_iforest"):

@@ -99,8 +99,16 @@ def make_classifier(seed):
                                           early_stopping=False, random_state=seed)
 
 
+def calibration_pods(seed, size):
+    """Healthy pods (half a day long, half 6 hours: early history is where scores are least stable)
+    plus a few anomalous pods, whose pre-onset time also counts as normal."""
+    half = size["cal_healthy"] // 2
+    return (gen.generate_set(seed + 7, size["cal_per_type"], half, hours=3.0, healthy_hours=24.0)
+            + gen.generate_set(seed + 8, 0, size["cal_healthy"] - half, hours=6.0))
+
+
 def calibrate_detector(seed, size, config=None, log=print):
-    pods = gen.generate_set(seed + 7, size["cal_per_type"], size["cal_healthy"], hours=3.0, healthy_hours=24.0)
+    pods = calibration_pods(seed, size)
     scored = ev.score_pods(pods, config)
     arrays = ev.scores_of(scored, "max", ad.DEFAULT_CONFIG["mv_weight"])
     thr, fa = ev.calibrate(scored, arrays, PERSISTENCE, CALIBRATION_FA, lo=2.0, hi=af.Z_CLIP)

@@ -195,10 +195,12 @@ def _multivariate(z, step, ref_end, cfg):
     score_rows = np.where(has_base)[0]
     raw = -model.score_samples(feats[score_rows])
     train_raw = -model.score_samples(feats[train_idx])
+    # IsolationForest scores live in (0, 1]; express them in units of the reference window's spread
+    # between its median and its 99th percentile (3 units there), so a pod whose reference scores are
+    # tightly packed does not turn tiny score changes into alarms
     med = float(np.median(train_raw))
-    mad = float(np.median(np.abs(train_raw - med))) * 1.4826
-    mad = max(mad, 1e-3)
-    out[score_rows] = np.clip((raw - med) / mad, -af.Z_CLIP, af.Z_CLIP)
+    spread = max(float(np.percentile(train_raw, 99)) - med, 1.4826 * float(np.median(np.abs(train_raw - med))), 0.02)
+    out[score_rows] = np.clip(3.0 * (raw - med) / spread, -af.Z_CLIP, af.Z_CLIP)
     return out
 
 
@@ -321,22 +323,35 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
     result["episodes"] = len(eps)
     result["active"] = bool(flags[-1]) if flags.size else False
     if eps:
-        start, alarm_idx, end = eps[0]
         result["anomalous"] = True
-        result["first_anomalous_at"] = af.iso(scored.times[alarm_idx])
-        result["anomaly_start"] = af.iso(scored.times[start])
-        result["contributing_metrics"] = contributing(scored, start, alarm_idx)
         mapping = af.map_columns(prep.columns, metric_map)
         result["mapped_metrics"] = dict((c, v) for c, v in mapping.items())
-        if classifier is not None:
-            c_start, at = classification_rows(prep.step, start, alarm_idx, end)
-            feats, mapped = episode_features(prep, mapping, c_start, at)
-            if mapped >= MIN_MAPPED and ("cpu" in mapping or "memory" in mapping):
-                label, conf, probs = classify(classifier, feats)
-                result.update(anomaly_type=label, confidence=round(conf, 4), type_probabilities=probs, classifier_applied=True,
-                              classified_at=af.iso(scored.times[at]))
-            else:
-                result["message"] = "classifier not applied: %d known metrics mapped (need %d incl. cpu or memory)" % (mapped, MIN_MAPPED)
+        details = []
+        chosen = None
+        for start, alarm_idx, end in eps:
+            item = {"anomaly_start": af.iso(scored.times[start]), "alarm_at": af.iso(scored.times[alarm_idx]), "end": af.iso(scored.times[end]),
+                    "max_score": round(float(np.nanmax(s[start:end + 1])), 3), "anomaly_type": None, "confidence": None,
+                    "contributing_metrics": contributing(scored, start, alarm_idx)}
+            if classifier is not None:
+                c_start, at = classification_rows(prep.step, start, alarm_idx, end)
+                feats, mapped = episode_features(prep, mapping, c_start, at)
+                if mapped >= MIN_MAPPED and ("cpu" in mapping or "memory" in mapping):
+                    label, conf, probs = classify(classifier, feats)
+                    item.update(anomaly_type=label, confidence=round(conf, 4), type_probabilities=probs, classified_at=af.iso(scored.times[at]))
+                else:
+                    result["message"] = "classifier not applied: %d known metrics mapped (need %d incl. cpu or memory)" % (mapped, MIN_MAPPED)
+            details.append(item)
+            # report the first episode the classifier does not call benign (or the first one)
+            if chosen is None and item["anomaly_type"] not in (None, "healthy"):
+                chosen = item
+        chosen = chosen or details[0]
+        result["first_anomalous_at"] = chosen["alarm_at"]
+        result["anomaly_start"] = chosen["anomaly_start"]
+        result["contributing_metrics"] = chosen["contributing_metrics"]
+        if chosen["anomaly_type"] is not None:
+            result.update(anomaly_type=chosen["anomaly_type"], confidence=chosen["confidence"], type_probabilities=chosen["type_probabilities"],
+                          classifier_applied=True, classified_at=chosen["classified_at"])
+        result["episode_details"] = [dict((k, v) for k, v in d.items() if k != "type_probabilities") for d in details[:20]]
     if timeline:
         result["timeline"] = [{"timestamp": af.iso(t), "score": (None if math.isnan(v) else round(float(v), 3)), "alarm": bool(f)}
                               for t, v, f in zip(scored.times, s, flags)]  # noqa: B905

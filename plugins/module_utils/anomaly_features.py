@@ -334,8 +334,11 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         ref = col[:ref_end]
         kind = column_kind(name, ref)
         if kind == "counter":
-            rate, resets, floor = counter_to_rate(col, step, rate_pts)
-            resets_total += resets
+            rate, resets, floor = counter_to_rate(col, step, rate_pts, ref_end)
+            if "restart" in normalise_name(name):
+                floor = 1e-6   # a single container restart is significant: it maps to the maximum z
+            else:
+                resets_total += resets
             series = rate
         else:
             series = col
@@ -367,8 +370,12 @@ def column_kind(name, ref):
     return "gauge"
 
 
-def counter_to_rate(col, step, rate_pts):
-    """Reset-aware per-second rate over ``rate_pts`` grid steps; returns (rate, resets, floor)."""
+def counter_to_rate(col, step, rate_pts, ref_end=None):
+    """Reset-aware per-second rate over ``rate_pts`` grid steps; returns (rate, resets, floor).
+
+    The floor (minimum robust scale) is one counter granule per rate window, the granule being the
+    smallest increase seen in the reference window (rows < ``ref_end``; 1 when there was none).
+    """
     n = col.size
     inc = np.zeros(n)
     resets = np.zeros(n)
@@ -395,7 +402,8 @@ def counter_to_rate(col, step, rate_pts):
         ok = have & (span > 0)
         rate[ok] = (cum[ok] - cum[lag[ok]]) / span[ok]
     # a restart at i is visible for the whole rate window; keep it
-    pos = inc[inc > 0]
+    ref_inc = inc[:ref_end] if ref_end is not None else inc
+    pos = ref_inc[ref_inc > 0]
     granule = float(np.min(pos)) if pos.size else 1.0
     floor = granule / (rate_pts * step)
     return rate, np.convolve(resets, np.ones(rate_pts))[:n], floor

@@ -247,11 +247,17 @@ targets:
       description: The threshold the scores were compared with.
       type: float
     first_anomalous_at:
-      description: When the first alarm was raised (the last point of the first persistent run), RFC 3339 UTC.
+      description:
+        - When the reported alarm was raised (the point completing the persistent run), RFC 3339 UTC.
+        - The reported alarm is the first episode the classifier does not call C(healthy), else the first episode.
       type: str
     anomaly_start:
       description: The first point of that run above the threshold, RFC 3339 UTC.
       type: str
+    episode_details:
+      description: Every alarm episode (at most 20) with its start, alarm time, end, maximum score, type and contributing metrics.
+      type: list
+      elements: dict
     anomaly_type:
       description: Predicted anomaly type when the classifier applied (C(healthy) means the classifier considers the alarm benign).
       type: str

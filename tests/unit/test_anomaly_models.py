@@ -1,0 +1,130 @@
+"""Model artifacts (sha256 verification before unpickling, pinning) and the classifier on generated faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from ansible_collections.machinenativeops.platform.plugins.module_utils import anomaly_detect as ad
+from ansible_collections.machinenativeops.platform.plugins.module_utils import anomaly_features as af
+from ansible_collections.machinenativeops.platform.plugins.module_utils import anomaly_models as am
+
+from ml import generator as gen
+
+MODELS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "ml", "models")
+
+
+@pytest.fixture(scope="module")
+def artifact():
+    return am.load(models_dir=MODELS_DIR)
+
+
+@pytest.fixture
+def copy_dir(tmp_path, artifact):
+    dst = tmp_path / "models" / "9.9.9"
+    shutil.copytree(artifact["path"], dst)
+    return dst
+
+
+def test_committed_artifact_matches_its_manifest(artifact):
+    manifest = artifact["manifest"]
+    assert artifact["sha256"] == am.sha256_file(os.path.join(artifact["path"], "model.joblib")) == manifest["sha256"]
+    assert manifest["feature_names"] == af.CLASSIFIER_FEATURE_NAMES
+    assert sorted(manifest["classes"]) == sorted(gen.CLASSES)
+    assert {"numpy", "scikit-learn", "joblib", "python"} <= set(manifest["library_versions"])
+    assert manifest["created"].endswith("Z")
+    assert 2.0 <= manifest["detector"]["threshold"] <= af.Z_CLIP
+    assert list(artifact["model"]["classifier"].classes_) == manifest["classes"]
+
+
+def test_tampered_model_is_refused(copy_dir):
+    with open(copy_dir / "model.joblib", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(am.ModelError, match="does not match its manifest"):
+        am.load(model_path=str(copy_dir))
+
+
+def test_malicious_pickle_is_never_unpickled(copy_dir, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (copy_dir / "model.joblib").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(am.ModelError, match="refusing to load"):
+        am.load(model_path=str(copy_dir))
+    assert not marker.exists()
+
+
+def test_pinned_sha256(copy_dir, artifact):
+    ok = am.load(model_path=str(copy_dir / "model.joblib"), expected_sha256=artifact["sha256"].upper())
+    assert ok["sha256"] == artifact["sha256"]
+    with pytest.raises(am.ModelError, match="pinned"):
+        am.load(model_path=str(copy_dir), expected_sha256="0" * 64)
+
+
+def test_manifest_problems(copy_dir, tmp_path):
+    manifest = json.loads((copy_dir / "manifest.json").read_text())
+    manifest["sha256"] = "not-a-digest"
+    (copy_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(am.ModelError, match="no valid sha256"):
+        am.load(model_path=str(copy_dir))
+    (copy_dir / "manifest.json").write_text("{broken")
+    with pytest.raises(am.ModelError, match="cannot read"):
+        am.load(model_path=str(copy_dir))
+    with pytest.raises(am.ModelError, match=r"no manifest\.json"):
+        am.load(model_path=str(tmp_path))
+    with pytest.raises(am.ModelError, match="not found"):
+        am.load(version="0.0.0", models_dir=str(copy_dir.parent))
+    with pytest.raises(am.ModelError, match="no model versions"):
+        am.load(models_dir=str(tmp_path / "empty"))
+
+
+def test_newest_version_is_the_default(copy_dir, artifact):
+    shutil.copytree(copy_dir, copy_dir.parent / "10.0.0")
+    shutil.copytree(copy_dir, copy_dir.parent / "2.0.0")
+    assert am.list_versions(str(copy_dir.parent)) == ["2.0.0", "9.9.9", "10.0.0"]
+    assert am.load(models_dir=str(copy_dir.parent), load_classifier=False)["path"].endswith("10.0.0")
+
+
+# ---------------------------------------------------------------- classifier
+
+def _classify_generated(artifact, label, seed):
+    rng = np.random.default_rng(seed)
+    pod = gen.generate_pod(rng, "t/p", step=15.0, hours=3.0, label=label, intensity=1.0, onset_range=(5400.0, 6000.0),
+                           duration_range=(2400.0, 2400.0))
+    det = artifact["manifest"]["detector"]
+    return ad.analyze_target(pod.to_raw(), det, det["threshold"], det["persistence"], classifier=artifact["model"])
+
+
+@pytest.mark.parametrize("label", ["deadlock", "memory_leak", "pod_crash", "high_error_rate", "cpu_spike"])
+def test_classifier_names_strong_generated_faults(artifact, label):
+    r = _classify_generated(artifact, label, seed=101)
+    assert r["anomalous"] is True
+    assert r["classifier_applied"] is True
+    assert r["anomaly_type"] == label
+    assert 0.0 <= r["confidence"] <= 1.0
+    assert sum(r["type_probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_classifier_not_applied_without_known_metrics(artifact):
+    rng = np.random.default_rng(3)
+    n = 480
+    cols = {"foo": rng.normal(10, 1, n), "bar": rng.normal(5, 0.2, n)}
+    cols["foo"][300:] += 30
+    raw = af.RawSeries("x", 1_700_000_000.0 + 15 * np.arange(n), sorted(cols), np.vstack([cols[c] for c in sorted(cols)]).T)
+    r = ad.analyze_target(raw, {"threshold": 8.0}, classifier=artifact["model"])
+    assert r["anomalous"] is True
+    assert r["classifier_applied"] is False and r["anomaly_type"] is None
+    assert "classifier not applied" in r["message"]
+
+
+def test_classifier_handles_all_missing_features(artifact):
+    vec = np.full(len(af.CLASSIFIER_FEATURE_NAMES), np.nan)
+    label, conf, probs = ad.classify(artifact["model"], vec)
+    assert label in gen.CLASSES and 0.0 <= conf <= 1.0 and len(probs) == len(gen.CLASSES)
