@@ -71,6 +71,18 @@ def test_memory_leak_fires_high_memory_usage(prometheus_url, webhook, lab_faults
     lab_faults.clear(namespace=ns, name=target, fault_kind="memory_leak", target_kind="Pod")
 
 
+def test_latency_rise_fires_high_latency(prometheus_url, webhook, lab_faults, shop):
+    ns, pods = shop
+    target = pods[0]
+    lab_faults.inject("latency_rise", namespace=ns, name=target, target_kind="Pod", params={"factor": 50})
+    alerts = wait_for(lambda: notifications_for(webhook, "HighLatency", namespace=ns, pod=target), timeout=90,
+                      what="HighLatency notification at the webhook")
+    assert alerts[0]["status"] == "firing" and alerts[0]["labels"]["severity"] == "warning"
+    p95 = prom_query(prometheus_url, f'histogram_quantile(0.95, rate(http_request_duration_seconds_bucket{{namespace="{ns}",pod="{target}"}}[5m]))')
+    assert float(p95[0]["value"][1]) > 1
+    lab_faults.clear(namespace=ns, name=target, fault_kind="latency_rise", target_kind="Pod")
+
+
 def test_webhook_records_and_clears(webhook):
     http_json(webhook["url"], "POST", {"version": "4", "status": "firing", "alerts": [{"labels": {"alertname": "Manual"}}]})
     assert notifications_for(webhook, "Manual")
