@@ -700,6 +700,10 @@ class Velero:
                 "metadata": {"name": name, "namespace": m.get("namespace"), "labels": labels,
                              "annotations": {**(tmeta.get("annotations") or {}), "velero.io/source-cluster-k8s-gitversion": "v1.31.4"}},
                 "spec": template}
+        inherited = L.annotations(schedule).get(L.FAULTS_ANNOTATION)
+        if inherited:
+            # backup faults on a Schedule apply to the backups it creates
+            body["metadata"]["annotations"][L.FAULTS_ANNOTATION] = inherited
         if spec.get("useOwnerReferencesInBackup"):
             body["metadata"]["ownerReferences"] = [L.owner_ref(schedule, "Schedule", "velero.io/v1")]
         self.ctl.create("Backup", m.get("namespace"), body)

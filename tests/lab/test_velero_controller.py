@@ -242,7 +242,7 @@ def test_restore_of_a_missing_backup_fails_validation(co, clock):
     assert status["phase"] == "FailedValidation" and "not found" in status["validationErrors"][0]
 
 
-def test_schedule_creates_backups_on_its_cron(co, clock, shop):
+def test_schedule_creates_backups_on_its_cron(co, clock, faults, shop):
     co.create_namespaced_custom_object(*V, "schedules", {"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "hourly"},
                                                          "spec": {"schedule": "0 * * * *", "template": {"includedNamespaces": ["shop"]}}})
     clock.advance(0)
@@ -264,9 +264,15 @@ def test_schedule_creates_backups_on_its_cron(co, clock, shop):
     clock.advance(7200)
     assert len(scheduled()) == 4
     assert get(co, "backups", f"hourly-{top}")["status"]["phase"] == "Completed"
+    faults.inject("backup_partially_failed", "velero", "hourly", target_kind="Schedule")
+    clock.advance(3600)
+    clock.advance(1)  # the backup created on the hour finishes a second later
+    newest = scheduled()[-1]
+    assert get(co, "backups", newest)["status"]["phase"] == "PartiallyFailed"
+    faults.clear("velero", "hourly")
     co.patch_namespaced_custom_object(*V, "schedules", "hourly", {"spec": {"paused": True}})
     clock.advance(7200)
-    assert len(scheduled()) == 4
+    assert len(scheduled()) == 5
 
 
 def test_delete_backup_request_removes_backup_and_objects(co, s3, clock, shop):
