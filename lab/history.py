@@ -15,12 +15,15 @@ Two ways to use it:
   history ending where the live series begin (Prometheus' start), imports it and restarts
   Prometheus on the same port (its data is kept). The live counters start from 0 there, which
   Prometheus treats as a counter reset: rate() and increase() stay correct across it.
+  CLI: ``python -m lab.history --dir D --hours 1``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -129,3 +132,18 @@ def preload(lab_dir: str | Path, hours: float, step: float = DEFAULT_STEP) -> di
     endpoints["prometheus"] = info
     (lab_dir / "endpoints.json").write_text(json.dumps(endpoints, indent=2, sort_keys=True))
     return {"file": str(out), "samples": samples, "start": end - hours * 3600.0, "end": end}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab.history --dir D --hours N``: preload history into the running lab in D."""
+    parser = argparse.ArgumentParser(prog="python -m lab.history", description=preload.__doc__)
+    parser.add_argument("--dir", default=".lab")
+    parser.add_argument("--hours", type=float, required=True)
+    parser.add_argument("--step", type=float, default=DEFAULT_STEP, help="seconds between samples")
+    args = parser.parse_args(argv)
+    print(json.dumps(preload(args.dir, args.hours, step=args.step), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

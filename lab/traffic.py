@@ -7,6 +7,7 @@ The settings live in the emulator as ConfigMap ``lab-system/lab-traffic`` (key
         "rps": 20,                                   # total requests/s to the service
         "source_workload": "istio-ingressgateway",   # caller (default), and its namespace
         "source_namespace": "istio-system",
+        "diurnal": false,                            # true: rps follows a daily curve (average = rps)
         "default": {"error_ratio": 0.0, "p50_ms": 20, "p95_ms": 80},
         "versions": {"v2": {"error_ratio": 0.1, "p50_ms": 40, "p95_ms": 400}}}}}
 
@@ -99,7 +100,7 @@ def get_traffic(kubeconfig: str) -> dict:
 
 def set_traffic(kubeconfig: str, namespace: str, service: str, *, rps: float | None = None, version: str | None = None,
                 error_ratio: float | None = None, p50_ms: float | None = None, p95_ms: float | None = None,
-                source_workload: str | None = None, source_namespace: str | None = None) -> dict:
+                source_workload: str | None = None, source_namespace: str | None = None, diurnal: bool | None = None) -> dict:
     """Set the service's total ``rps`` or, with ``version``, that version's behaviour; other fields stay."""
     for name, value in (("rps", rps), ("error_ratio", error_ratio), ("p50_ms", p50_ms), ("p95_ms", p95_ms)):
         if value is not None and value < 0:
@@ -115,6 +116,8 @@ def set_traffic(kubeconfig: str, namespace: str, service: str, *, rps: float | N
             entry["source_workload"] = source_workload
         if source_namespace is not None:
             entry["source_namespace"] = source_namespace
+        if diurnal is not None:
+            entry["diurnal"] = bool(diurnal)
         fields = {"error_ratio": error_ratio, "p50_ms": p50_ms, "p95_ms": p95_ms}
         if version is None:
             if rps is not None:
@@ -169,6 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p_set.add_argument("--p95-ms", type=float, help="95th percentile latency in ms")
     p_set.add_argument("--source-workload", help="calling workload (default istio-ingressgateway)")
     p_set.add_argument("--source-namespace", help="namespace of the calling workload (default istio-system)")
+    p_set.add_argument("--diurnal", action=argparse.BooleanOptionalAction, default=None,
+                       help="let the service's rps follow a daily load curve (average = rps)")
     sub.add_parser("show", help="print the settings as JSON")
     p_clear = sub.add_parser("clear", help="remove settings (all, a service, or a version)")
     p_clear.add_argument("--namespace", "-n")
@@ -182,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         if args.traffic_command == "set":
             value = set_traffic(kubeconfig, args.namespace, args.service, rps=args.rps, version=args.version,
                                 error_ratio=args.error_ratio, p50_ms=args.p50_ms, p95_ms=args.p95_ms,
-                                source_workload=args.source_workload, source_namespace=args.source_namespace)
+                                source_workload=args.source_workload, source_namespace=args.source_namespace, diurnal=args.diurnal)
         elif args.traffic_command == "clear":
             if (args.namespace is None) != (args.service is None):
                 print("lab traffic clear: give both --namespace and --service, or neither", file=sys.stderr)

@@ -185,6 +185,7 @@ class Flow:
     p95_ms: float
     labels: dict  # destination/source labels shared by every series of this flow
     reachable: bool  # False: no available endpoint, the source sees 503 UH
+    diurnal: bool = False  # rps follows the daily load shape (mean = rps)
 
 
 def traffic_services(traffic: dict) -> dict:
@@ -356,7 +357,7 @@ class Cluster:
                 result.append(Flow(
                     key=f"{dest_ns}/{dest_service}/{subset or '-'}/{workload}", rps=max(rps, 0.0),
                     error_ratio=min(max(error_ratio, 0.0), 1.0), p50_ms=p50, p95_ms=p95, labels=labels,
-                    reachable=dep is not None and available > 0,
+                    reachable=dep is not None and available > 0, diurnal=bool(cfg.get("diurnal")),
                 ))
         return result
 
@@ -440,7 +441,8 @@ class Generator:
         for flow in self.cluster.flows():
             if flow.rps <= 0:
                 continue
-            requests = flow.rps * dt * (1.0 + NOISE * unit_noise(flow.key, second))
+            load = diurnal(t) if flow.diurnal else 1.0
+            requests = flow.rps * load * dt * (1.0 + NOISE * unit_noise(flow.key, second))
             errors = requests * flow.error_ratio
             codes = {"200": requests - errors, "503": errors * 0.7, "500": errors * 0.3} if flow.reachable else {"503": requests}
             mu, sigma = lognormal_params(flow.p50_ms, flow.p95_ms)

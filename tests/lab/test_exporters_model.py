@@ -262,3 +262,23 @@ def test_kube_state_series_follow_the_objects():
     assert not select(series, "container_cpu_usage_seconds_total", pod="reviews-v2-5d8f7c9b4-ccccc")
     assert total(series, "kube_node_status_condition", node="node-1", condition="MemoryPressure", status="true") == 1
     assert total(series, "kube_pod_container_resource_limits", pod="reviews-v1-5d8f7c9b4-aaaaa", resource="cpu") == 0.5
+
+
+def test_diurnal_traffic_follows_the_daily_curve_and_averages_to_rps():
+    from lab.exporters.model import diurnal  # noqa: PLC0415
+
+    snap = mesh(traffic={"services": {"demo/reviews": {"rps": 10, "diurnal": True}}})
+    day = 86400.0
+    night, afternoon = day * 4 / 24, day * 16 / 24  # 04:00 and 16:00 UTC
+    assert diurnal(night) < 0.7 and diurnal(afternoon) > 1.3
+    counts = {}
+    for label, start in (("night", night), ("afternoon", afternoon)):
+        gen = Generator(snap)
+        gen.advance(T0 - T0 % day + start)
+        gen.advance(T0 - T0 % day + start + 600)
+        counts[label] = total(gen.render(), "istio_requests_total", reporter="destination")
+    assert counts["afternoon"] > 1.8 * counts["night"]
+    expected_night = 10 * 600 * sum(diurnal(T0 - T0 % day + night + s) for s in range(600)) / 600
+    assert counts["night"] == pytest.approx(expected_night, rel=0.02)
+    # the curve averages to 1 over a day, so the configured rps is the daily mean
+    assert sum(diurnal(m * 60.0) for m in range(1440)) / 1440 == pytest.approx(1.0, abs=1e-6)
