@@ -136,9 +136,23 @@ def histogram_quantile(q: float, bounds: tuple, cdf: list[float]) -> float:
     return bounds[-1]
 
 
+_LABELS_CACHE: dict[tuple, str] = {}
+
+
 def labels_text(labels: dict) -> str:
+    """``{k="v",...}`` in the exposition format (memoised: the same label sets come back every scrape)."""
     if not labels:
         return ""
+    key = tuple(labels.items())
+    text = _LABELS_CACHE.get(key)
+    if text is None:
+        if len(_LABELS_CACHE) > 500_000:
+            _LABELS_CACHE.clear()
+        text = _LABELS_CACHE[key] = _labels_text(labels)
+    return text
+
+
+def _labels_text(labels: dict) -> str:
     parts = []
     for key, value in labels.items():
         text = value if isinstance(value, str) else str(value)
