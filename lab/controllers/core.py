@@ -731,9 +731,6 @@ class Controllers:
         faults, stuck, job = self.pod_context(pod)
         spec = pod.get("spec") or {}
         node_name = spec.get("nodeName")
-        if "unschedulable" in faults and node_name and (pod.get("status") or {}).get("phase") != "Running" \
-                and not (pod.get("status") or {}).get("containerStatuses"):
-            node_name = None
         if "unschedulable" in faults and node_name:
             # a bound pod cannot become unschedulable: its replacement will be
             if ref is not None:
