@@ -6,7 +6,11 @@ Each test works in its own namespace; objects are created and read with the offi
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import kubernetes
 import pytest
@@ -459,3 +463,40 @@ def test_admin_status_reports_clock_and_counts(clock):
     result = clock.advance(30)
     after = clock.now()
     assert (after - before).total_seconds() == 30 and result["now"] == after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_kubernetes_core_k8s_rollback(core, apps, clock, ns, lab):
+    apps.create_namespaced_deployment(ns, deployment("rb", replicas=2))
+    clock.advance(1)
+    apps.patch_namespaced_deployment("rb", ns, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:9"}]}}}})
+    for _ in range(6):
+        clock.advance(1)
+    assert apps.read_namespaced_deployment("rb", ns).metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    ansible = shutil.which("ansible", path=str(Path(sys.executable).parent)) or shutil.which("ansible")
+    out = subprocess.run([ansible, "localhost", "-m", "kubernetes.core.k8s_rollback", "-a",
+                          f"api_version=apps/v1 kind=Deployment name=rb namespace={ns} kubeconfig={lab['apiserver']['kubeconfig']}"],
+                         capture_output=True, text=True, timeout=300, check=False,
+                         env={**os.environ, "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "CHANGED" in out.stdout
+    for _ in range(6):
+        clock.advance(1)
+    dep = apps.read_namespaced_deployment("rb", ns)
+    assert dep.spec.template.spec.containers[0].image == "nginx:1.25"
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert cond(dep, "Progressing").reason == "NewReplicaSetAvailable" and dep.status.updated_replicas == 2
+    assert {p.spec.containers[0].image for p in pods_of(core, ns)} == {"nginx:1.25"}
+
+
+def test_recreate_strategy_stops_old_pods_first(core, apps, clock, ns):
+    body = deployment("rc", replicas=3)
+    body["spec"]["strategy"] = {"type": "Recreate"}
+    apps.create_namespaced_deployment(ns, body)
+    clock.advance(1)
+    apps.patch_namespaced_deployment("rc", ns, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:3"}]}}}})
+    clock.advance(0)
+    images = {p.spec.containers[0].image for p in pods_of(core, ns)}
+    assert images == {"nginx:3"}  # old pods went before any new one started
+    clock.advance(1)
+    dep = apps.read_namespaced_deployment("rc", ns)
+    assert dep.status.ready_replicas == 3 and dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
