@@ -134,15 +134,22 @@ def preload(lab_dir: str | Path, hours: float, step: float = DEFAULT_STEP) -> di
     return {"file": str(out), "samples": samples, "start": end - hours * 3600.0, "end": end}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lab.history --dir D --hours N``: preload history into the running lab in D."""
-    parser = argparse.ArgumentParser(prog="python -m lab.history", description=preload.__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default=".lab")
     parser.add_argument("--hours", type=float, required=True)
     parser.add_argument("--step", type=float, default=DEFAULT_STEP, help="seconds between samples")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     print(json.dumps(preload(args.dir, args.hours, step=args.step), indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab.history --dir D --hours N``: preload history into the running lab in D."""
+    parser = argparse.ArgumentParser(prog="python -m lab.history", description="preload metric history into a running lab")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
