@@ -46,8 +46,15 @@ def start_moto(ctx: LabContext, name: str = "s3", bucket: str | None = BUCKET) -
     port = free_port()
     env = {"MOTO_ALLOW_NONEXISTENT_REGION": "true", "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     proc = ctx.spawn(name, moto_argv(ctx.python, port), env=env)
-    url = f"http://127.0.0.1:{port}"
-    ctx.wait_http(url + "/moto-api/", name, timeout=30, proc=proc)
+    try:
+        return _prepare(ctx, name, f"http://127.0.0.1:{port}", proc, bucket)
+    except BaseException:
+        ctx.stop_pid(name)  # never leave a half-started server behind
+        raise
+
+
+def _prepare(ctx: LabContext, name: str, url: str, proc, bucket: str | None) -> dict:
+    ctx.wait_http(url + "/moto-api/", name, timeout=60, proc=proc)
     endpoints = {"endpoint_url": url, "access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "region": REGION,
                  "bucket": bucket or "", "prefix": ""}
     if bucket:
@@ -55,7 +62,10 @@ def start_moto(ctx: LabContext, name: str = "s3", bucket: str | None = BUCKET) -
         deadline = time.monotonic() + 20
         while True:
             try:
-                client.create_bucket(Bucket=bucket)
+                try:
+                    client.create_bucket(Bucket=bucket)
+                except client.exceptions.BucketAlreadyOwnedByYou:
+                    pass  # an earlier attempt got through
                 client.head_bucket(Bucket=bucket)
                 break
             except Exception as exc:

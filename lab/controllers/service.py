@@ -26,6 +26,13 @@ class ControllersService(Service):
             s3_file.chmod(0o600)
             argv += ["--s3", str(s3_file), "--default-bsl"]
         proc = ctx.spawn(self.name, argv)
+        try:
+            return self._wait(ctx, proc, admin_file)
+        except BaseException:
+            ctx.stop_pid(self.name)  # never leave a half-started process behind
+            raise
+
+    def _wait(self, ctx: LabContext, proc, admin_file) -> dict:
         deadline = time.monotonic() + 60
         while not admin_file.exists():
             if proc.poll() is not None:
