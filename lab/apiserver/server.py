@@ -7,6 +7,7 @@ import json
 import secrets
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -45,6 +46,12 @@ class _Server(ThreadingHTTPServer):
         self.api = api
         self.tls_context = tls_context
         super().__init__(addr, handler)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+            return  # a client that failed the TLS handshake or hung up: nothing to report
+        super().handle_error(request, client_address)
 
     def get_request(self):
         sock, addr = super().get_request()

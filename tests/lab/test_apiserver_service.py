@@ -11,7 +11,8 @@ import yaml
 from kubernetes.client import CoreV1Api
 
 from lab import orchestrator
-from lab.apiserver import crd_documents
+from lab.apiserver import crd_documents, load_crds
+from lab.apiserver.testing import running_apiserver
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +58,17 @@ def test_down_stops_the_server(tmp_path):
     pid = int((tmp_path / "pids" / "apiserver.pid").read_text())
     orchestrator.down(tmp_path)
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_load_crds_by_name_into_a_running_emulator(tmp_path):
+    with running_apiserver(tmp_path, load_crds=False, tls=False) as api:
+        loaded = load_crds(api.kubeconfig, names=["velero", "Certificate"])
+        assert sorted(loaded) == sorted([
+            "backups.velero.io", "restores.velero.io", "schedules.velero.io", "backupstoragelocations.velero.io",
+            "deletebackuprequests.velero.io", "volumesnapshotlocations.velero.io", "certificates.cert-manager.io"])
+        # loading again updates in place
+        assert load_crds(api.url, names=["backups.velero.io"]) == ["backups.velero.io"]
+        c = kubernetes.config.new_client_from_config(config_file=api.kubeconfig)
+        names = {i.metadata.name for i in kubernetes.client.ApiextensionsV1Api(c).list_custom_resource_definition().items}
+        c.close()
+        assert names == set(loaded)

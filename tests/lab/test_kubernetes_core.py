@@ -17,7 +17,8 @@ api = sup.api
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
-pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed next to this Python")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook is not installed next to this Python")]
 
 
 def _play(playbook: str, kubeconfig: str, namespace: str, tmp_path: Path) -> subprocess.CompletedProcess:
