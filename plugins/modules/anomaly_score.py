@@ -26,7 +26,7 @@ description:
     when given. The calibrated threshold comes from the manifest.
   - The module only reads; it never changes anything (C(changed=false)).
 author:
-  - machinenativeops.platform contributors
+  - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
   - machinenativeops.platform.prometheus
   - machinenativeops.platform.attributes
@@ -163,13 +163,6 @@ requirements:
   - numpy
   - scikit-learn
   - joblib (O(mode=full))
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: machinenativeops.platform.health_check
 '''
@@ -262,7 +255,7 @@ targets:
       description: Predicted anomaly type when the classifier applied (C(healthy) means the classifier considers the alarm benign).
       type: str
     confidence:
-      description: Probability of O(targets[].anomaly_type).
+      description: Probability of RV(targets[].anomaly_type).
       type: float
     type_probabilities:
       description: Probability per class.
@@ -331,7 +324,7 @@ def default_models_dir():
     candidates = []
     for var in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS"):
         candidates += [p for p in os.environ.get(var, "").split(os.pathsep) if p]
-    candidates += [os.path.expanduser("~/.ansible/collections"), "/usr/share/ansible/collections"]
+    candidates += [os.path.join(os.environ.get("HOME", "/root"), ".ansible", "collections"), "/usr/share/ansible/collections"]
     for base in candidates:
         path = os.path.join(base, COLLECTION_MODELS)
         if os.path.isdir(path):

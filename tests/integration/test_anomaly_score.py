@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,60 @@ def test_metrics_file_through_ansible_playbook(tmp_path):
     for name, t in by_target(detect).items():
         assert t["anomalous"] == targets[name]["anomalous"]
         assert t["anomaly_type"] is None
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_prometheus_with_injected_cpu_spike(lab_endpoints, lab_dir, lab_faults, tmp_path):
+    """Lab pods with an hour of preloaded history; a cpu_spike fault on one Deployment must be flagged
+    from the lab's Prometheus through ansible-playbook, with CPU as the contributing metric."""
+    from lab import history  # noqa: PLC0415 - the lab only for this test
+    from lab import traffic as lab_traffic  # noqa: PLC0415
+    from lab.servers.testing import create_istio_app, prom_query, wait_for  # noqa: PLC0415
+
+    kubeconfig = lab_endpoints["apiserver"]["kubeconfig"]
+    prom = lab_endpoints["prometheus"]["url"]
+    ns = "anomaly-it"
+    lab_traffic.set_traffic(kubeconfig, ns, "shop", rps=20, error_ratio=0.01)
+    create_istio_app(kubeconfig, ns, "shop", versions={"v1": 1, "v2": 1}, weights={"v1": 50, "v2": 50})
+    wait_for(lambda: len(prom_query(prom, f'container_cpu_usage_seconds_total{{namespace="{ns}"}}')) >= 2, timeout=120,
+             what="live cAdvisor series of both pods")
+    history.preload(lab_dir, 1.0, step=15)
+    wait_for(lambda: len(prom_query(prom, f'container_cpu_usage_seconds_total{{namespace="{ns}"}}')) >= 2, timeout=120,
+             what="live series after the preload")
+    injected = lab_faults.inject("cpu_spike", ns, "shop-v2", target_kind="Deployment")
+    since = af.parse_timestamp(injected["fault"]["since"])
+    extra = {"anomaly_prometheus_url": prom, "anomaly_namespace": ns, "anomaly_lookback": "90m", "anomaly_step": "15s",
+             "anomaly_rate_window": "1m"}
+    state = {}
+
+    def flagged():
+        extra["anomaly_end"] = str(time.time())
+        res = run_playbook(PLAYBOOKS / "anomaly_prometheus.yml", extra, tmp_path=tmp_path)
+        state["res"] = res
+        targets = by_target(res["Score the namespace's pods over the lookback window"])
+        spiky = [t for name, t in targets.items() if "/shop-v2-" in name]
+        return spiky and any(af.parse_timestamp(ep["alarm_at"]) >= since for ep in spiky[0].get("episode_details", []))
+
+    try:
+        wait_for(flagged, timeout=600, interval=20, what="the cpu_spike pod to be flagged")
+    finally:
+        lab_faults.clear(ns, "shop-v2", "cpu_spike", target_kind="Deployment")
+    real = state["res"]["Score the namespace's pods over the lookback window"]
+    check = state["res"]["The same in check mode"]
+    assert real["targets"] == check["targets"]
+    targets = by_target(real)
+    assert len(targets) == 2 and all(t["status"] == "ok" for t in targets.values())
+    assert all(name.startswith(ns + "/shop-v") for name in targets)
+    spiky = next(t for name, t in targets.items() if "/shop-v2-" in name)
+    episode = next(ep for ep in spiky["episode_details"] if af.parse_timestamp(ep["alarm_at"]) >= since)
+    assert af.parse_timestamp(episode["alarm_at"]) - since <= 300
+    top = episode["contributing_metrics"][0]
+    assert top["metric"] == "cpu_usage" and top["direction"] == "up"
+    assert "cpu_usage" in spiky["metrics_used"] and "memory_working_set_bytes" in spiky["metrics_used"]
+    assert {q["column"] for q in real["queries"]} >= {"cpu_usage", "memory_working_set_bytes", "restarts_total"}
+    # the pod without a fault is not alarmed by CPU after the injection
+    calm = next(t for name, t in targets.items() if "/shop-v1-" in name)
+    for ep in calm.get("episode_details", []):
+        if af.parse_timestamp(ep["alarm_at"]) >= since:
+            assert all(m["metric"] != "cpu_usage" for m in ep["contributing_metrics"]), ep
