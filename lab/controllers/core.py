@@ -656,7 +656,7 @@ class Controllers:
         c["lastHeartbeatTime"] = c["lastTransitionTime"]
         new_conds.append(c)
         status["conditions"] = new_conds
-        if status != prev:
+        if L.differs(status, prev):
             self.write_status("Node", node, status)
         return None
 
@@ -756,7 +756,7 @@ class Controllers:
                                            ready_delay=self.ready_delay, stuck=stuck, job=job)
         if node_name and node is None:
             status["conditions"] = [c if c["type"] != "Ready" else {**c, "status": "False"} for c in status["conditions"]]
-        if status != (pod.get("status") or {}):
+        if L.differs(status, pod.get("status")):
             self.write_status("Pod", pod, status)
         return due
 
@@ -926,7 +926,7 @@ class Controllers:
         new_rs = self.get("ReplicaSet", m.get("namespace") or "", new_name) if new_name else None
         dep = self.get("Deployment", m.get("namespace") or "", m["name"]) or dep
         status, due = L.deployment_status(dep, now, new_rs=new_rs, rs_counts=rs_counts, new_rs_created=created)
-        if status != (dep.get("status") or {}):
+        if L.differs(status, dep.get("status")):
             self.write_status("Deployment", dep, status)
         return due
 
@@ -986,7 +986,7 @@ class Controllers:
         status = {"observedGeneration": m.get("generation", 1), "replicas": len(pods_list), "readyReplicas": ready,
                   "currentReplicas": current, "updatedReplicas": updated, "availableReplicas": ready,
                   "currentRevision": current_rev, "updateRevision": revision, "collisionCount": prev.get("collisionCount", 0)}
-        if status != prev:
+        if L.differs(status, prev):
             self.write_status("StatefulSet", sts, status)
         return None
 
@@ -1035,7 +1035,7 @@ class Controllers:
             status.pop("numberAvailable")
         if not status["numberUnavailable"]:
             status.pop("numberUnavailable")
-        if status != (ds.get("status") or {}):
+        if L.differs(status, ds.get("status")):
             self.write_status("DaemonSet", ds, status)
         return None
 
@@ -1110,7 +1110,7 @@ class Controllers:
         status["uncountedTerminatedPods"] = {}
         if new_conds:
             status["conditions"] = new_conds
-        if status != prev:
+        if L.differs(status, prev):
             self.write_status("Job", job, status)
         return due
 
@@ -1185,7 +1185,7 @@ class Controllers:
                              (done_failed, _int(spec.get("failedJobsHistoryLimit", 1), 1))):
             for j in group[: max(0, len(group) - limit)]:
                 self.delete("Job", j)
-        if status != prev:
+        if L.differs(status, prev):
             self.write_status("CronJob", cj, status)
         if spec.get("suspend"):
             return None

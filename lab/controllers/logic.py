@@ -61,6 +61,11 @@ def _prune(value):
     return value
 
 
+def differs(desired: dict | None, current: dict | None) -> bool:
+    """Whether writing ``desired`` would change ``current`` (nulls and empty values do not count)."""
+    return _prune(desired or {}) != _prune(current or {})
+
+
 def strip_hash(template: dict) -> dict:
     """The template without the pod-template-hash label, in a normal form for comparing and hashing."""
     t = copy.deepcopy(template or {})
@@ -367,7 +372,7 @@ def desired_pod_status(pod: dict, now: datetime, *, faults: dict[str, dict], nod
             condition(prev_conds, "PodScheduled", "True", now),
         ],
         "hostIP": host_ip,
-        "hostIPs": [{"ip": host_ip}] if host_ip else [],
+        "hostIPs": [{"ip": host_ip}] if host_ip else None,
         "podIP": ip,
         "podIPs": [{"ip": ip}],
         "startTime": format_time(start),

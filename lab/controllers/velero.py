@@ -201,7 +201,7 @@ class Velero:
             status["lastSyncedTime"] = prev["lastSyncedTime"]
         if spec.get("accessMode") or True:
             status["accessMode"] = spec.get("accessMode", "ReadWrite")
-        if status != prev:
+        if L.differs(status, prev):
             self.ctl.write_status("BackupStorageLocation", bsl, status)
         return now + freq
 
@@ -661,7 +661,7 @@ class Velero:
             cron = parse_cron(spec.get("schedule", ""))
         except CronError as exc:
             status = {"phase": "FailedValidation", "validationErrors": [f"invalid schedule: {exc}"]}
-            if status != prev:
+            if L.differs(status, prev):
                 self.ctl.write_status("Schedule", schedule, status)
             return None
         status = {"phase": "Enabled"}
@@ -685,7 +685,7 @@ class Velero:
                 status["lastBackup"] = format_time(when)
             base = parse_time(status.get("lastBackup")) or self.ctl.first_seen.get(m.get("uid") or m["name"], now)
             due = cron.next_after(max(base, now))
-        if status != prev:
+        if L.differs(status, prev):
             self.ctl.write_status("Schedule", schedule, status)
         return due
 

@@ -68,16 +68,28 @@ def test_a_settled_cluster_needs_no_writes(api_only):
     kube = Kube(api_only)
     kube.create("/api/v1/namespaces", {"metadata": {"name": "calm"}})
     kube.create("/apis/apps/v1/namespaces/calm/deployments", deployment("calm", "app", 3))
+    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    kube.create("/apis/apps/v1/namespaces/calm/statefulsets", {"metadata": {"name": "db"}, "spec": {
+        "replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "x"}}, "template": template}})
+    kube.create("/apis/apps/v1/namespaces/calm/daemonsets", {"metadata": {"name": "agent"}, "spec": {
+        "selector": {"matchLabels": {"app": "x"}}, "template": template}})
+    job_template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}
+    kube.create("/apis/batch/v1/namespaces/calm/jobs", {"metadata": {"name": "once"}, "spec": {"template": job_template}})
+    kube.create("/apis/batch/v1/namespaces/calm/cronjobs", {"metadata": {"name": "tick"}, "spec": {
+        "schedule": "* * * * *", "jobTemplate": {"spec": {"template": job_template}}}})
     ctl = Controllers(api_only, Clock.manual("2030-01-01T00:00:00Z"),
                       enabled=["nodes", "deployments", "replicasets", "pods", "statefulsets", "daemonsets", "jobs", "cronjobs"], watch=False)
     ctl.reconcile_once()
-    ctl.advance(2)
+    ctl.advance(90)
+    assert kube.get("/apis/batch/v1/namespaces/calm/jobs/once")["status"]["succeeded"] == 1
+    assert kube.get("/apis/apps/v1/namespaces/calm/statefulsets/db")["status"]["readyReplicas"] == 2
+    assert kube.get("/apis/batch/v1/namespaces/calm/cronjobs/tick")["status"]["lastSuccessfulTime"]
     writes = ctl.stats["writes"]
     result = ctl.reconcile_once()
     assert result["reconciles"] > 0 and ctl.stats["writes"] == writes
     assert ctl.stats["errors"] == 0, ctl.stats["last_error"]
     status = ctl.status()
-    assert status["objects"]["Pod"] >= 3 and status["clock"]["now"] == "2030-01-01T00:00:02Z"
+    assert status["objects"]["Pod"] >= 3 and status["clock"]["now"] == "2030-01-01T00:01:30Z"
 
 
 def test_pod_names_are_deterministic(api_only):
