@@ -156,6 +156,9 @@ def _resource_entries(api: ApiServer, group: str, version: str) -> list[dict]:
         if res.scale:
             out.append({"name": f"{res.plural}/scale", "singularName": "", "namespaced": res.namespaced, "group": "autoscaling",
                         "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+        if res.kind == "Pod":
+            out.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy", "version": "v1",
+                        "kind": "Eviction", "verbs": ["create"]})
         for sub in res.extra_sub:
             out.append({"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced, "kind": res.kind, "verbs": ["get"]})
     return out
@@ -446,7 +449,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
         if ns is not None and not res.namespaced:
             raise ApiError(404, "the server could not find the requested resource")
-        if sub is not None and not ((sub == "status" and res.status) or (sub == "scale" and res.scale) or sub in res.extra_sub
+        if sub is not None and not ((sub == "status" and res.status) or (sub == "eviction" and res.kind == "Pod")
+                                    or (sub == "scale" and res.scale) or sub in res.extra_sub
                                     or (sub == "finalize" and res.kind == "Namespace")):
             raise ApiError(404, "the server could not find the requested resource")
         if sub == "finalize":
@@ -481,6 +485,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(200, _table(res, [json.loads(store.render(res, entry))], {"resourceVersion": entry.obj["metadata"]["resourceVersion"]}))
             return self._send(200, store.render(res, entry))
         content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        if method == "POST" and sub == "eviction":
+            body = self._parse_body(raw, content_type) or {}
+            if not isinstance(body, dict):
+                raise ApiError(400, "the Eviction body must be an object")
+            return self._json(201, store.evict(res, ns, name, body, dry_run=dry_run))
         if method == "POST":
             if name is not None:
                 raise ApiError(405, f"the server does not allow this method on the requested resource ({method} {path})")

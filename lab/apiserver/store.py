@@ -25,6 +25,7 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_NAME_KINDS = {"Namespace", "Service"}
 PATH_SEGMENT_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -51,6 +52,14 @@ def _set_path(obj, dotted: str, value) -> None:
     for part in parts[:-1]:
         cur = cur.setdefault(part, {})
     cur[parts[-1]] = value
+
+
+def _qualified_name(key: str) -> bool:
+    """A label or annotation key: [DNS subdomain prefix "/"] name (name at most 63 characters)."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(LABEL_VALUE.match(name))
 
 
 @dataclass
@@ -343,14 +352,28 @@ class Store:
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
+        causes = []
         for label_map in ("labels", "annotations"):
             values = meta.get(label_map)
             if values is not None and not isinstance(values, dict):
                 raise ApiError(400, f"metadata.{label_map} must be a map of strings")
             for k, v in (values or {}).items():
                 if not isinstance(v, str):
-                    raise errors.invalid(res, meta.get("name", ""), [{"reason": "FieldValueInvalid", "field": f"metadata.{label_map}",
-                                                                      "message": f"Invalid value: {k}: values must be strings"}])
+                    causes.append({"reason": "FieldValueInvalid", "field": f"metadata.{label_map}",
+                                   "message": f"Invalid value: {k!r}: values must be strings"})
+                    continue
+                if not _qualified_name(k):
+                    causes.append({"reason": "FieldValueInvalid", "field": f"metadata.{label_map}",
+                                   "message": f'Invalid value: "{k}": name part must consist of alphanumeric characters, '
+                                              "'-', '_' or '.', and must start and end with an alphanumeric character "
+                                              "(an optional DNS subdomain prefix and '/' may come first)"})
+                if label_map == "labels" and v and (len(v) > 63 or not LABEL_VALUE.match(v)):
+                    causes.append({"reason": "FieldValueInvalid", "field": "metadata.labels",
+                                   "message": f'Invalid value: "{v}": a valid label must be an empty string or consist of '
+                                              "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                                              "alphanumeric character (at most 63 characters)"})
+        if causes:
+            raise errors.invalid(res, meta.get("name", ""), causes)
         return obj
 
     def create(self, res: Resource, ns: str | None, body, dry_run: bool = False, manager: str = "unknown") -> dict:
@@ -680,6 +703,57 @@ class Store:
             if res.kind == "CustomResourceDefinition":
                 self._drop_crd_objects(obj)
             return copy.deepcopy(self._commit(res, ns, name, obj, "DELETED", entry, entry.managers, False))
+
+    def evict(self, res: Resource, ns: str, name: str, body, dry_run: bool = False) -> dict:
+        """policy/v1 Eviction of a pod: refused with 429 while a PodDisruptionBudget allows no
+        disruption, otherwise the pod is deleted (and the budget's disruptionsAllowed decremented)."""
+        with self.lock:
+            entry = self._lookup(res, ns, name)
+            labels = entry.obj["metadata"].get("labels") or {}
+            pdb_res = self.registry.get("policy", "v1", "poddisruptionbudgets")
+            for (pns, pname), pdb in sorted(self.data[pdb_res.store_key].items()):
+                if pns != ns:
+                    continue
+                match = parse_label_selector(selector_string((pdb.obj.get("spec") or {}).get("selector")))
+                if match is None or not match(labels):
+                    continue
+                status = pdb.obj.get("status") or {}
+                if "observedGeneration" in status:
+                    allowed, desired, healthy = status.get("disruptionsAllowed", 0), status.get("desiredHealthy", 0), status.get("currentHealthy", 0)
+                else:  # no disruption controller wrote the status: compute it from the pods now
+                    allowed, desired, healthy = self._pdb_budget(pdb.obj, match)
+                if allowed < 1:
+                    raise ApiError(429, "Cannot evict pod as it would violate the pod's disruption budget.", reason="TooManyRequests",
+                                   details={"causes": [{"reason": "DisruptionBudget", "message":
+                                                        f"The disruption budget {pname} needs {desired} healthy pods and has {healthy} currently"}]})
+                if not dry_run and "observedGeneration" in status:
+                    new = copy.deepcopy(pdb.obj)
+                    new["status"]["disruptionsAllowed"] = allowed - 1
+                    self._commit(pdb_res, pns, pname, new, "MODIFIED", pdb, pdb.managers, False)
+            options = (body or {}).get("deleteOptions") or {}
+            self.delete(res, ns, name, options, dry_run)
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _pdb_budget(self, pdb: dict, match) -> tuple[int, int, int]:
+        pods = [e.obj for (pns, _n), e in self.data[("", "pods")].items()
+                if pns == pdb["metadata"]["namespace"] and match(e.obj["metadata"].get("labels") or {})]
+        expected = len(pods)
+        healthy = sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                             for c in (p.get("status") or {}).get("conditions") or []))
+        spec = pdb.get("spec") or {}
+
+        def amount(value) -> int:
+            if isinstance(value, str) and value.endswith("%"):
+                return -(-int(value[:-1]) * expected // 100)
+            return int(value)
+
+        if "minAvailable" in spec:
+            desired = amount(spec["minAvailable"])
+        elif "maxUnavailable" in spec:
+            desired = max(0, expected - amount(spec["maxUnavailable"]))
+        else:
+            desired = expected
+        return max(0, healthy - desired), desired, healthy
 
     def _orphan(self, owner_uid: str) -> None:
         for key, ns, name in list(self.dependents.get(owner_uid, ())):

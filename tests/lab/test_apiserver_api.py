@@ -470,3 +470,33 @@ def test_workload_statuses_deserialize_in_the_client(client, ns):
     hpa = kubernetes.client.AutoscalingV2Api(client).create_namespaced_horizontal_pod_autoscaler(
         ns, {"metadata": {"name": "h"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}})
     assert hpa.status.desired_replicas == 0
+
+
+def test_label_and_annotation_syntax_is_validated(client, ns):
+    core = CoreV1Api(client)
+    for meta in ({"labels": {"app": "has space"}}, {"labels": {"-bad": "x"}}, {"annotations": {"example.com/ok/extra": "x"}},
+                 {"labels": {"app": "x" * 64}}):
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_config_map(ns, {"metadata": {"name": "lbl", **meta}})
+        assert err.value.status == 422, meta
+    ok = core.create_namespaced_config_map(ns, {"metadata": {"name": "lbl", "labels": {"app.kubernetes.io/name": "web", "empty": ""},
+                                                             "annotations": {"example.com/note": "any text at all"}}})
+    assert ok.metadata.labels == {"app.kubernetes.io/name": "web", "empty": ""}
+
+
+def test_eviction_respects_disruption_budgets(client, ns):
+    core = CoreV1Api(client)
+    ready = {"conditions": [{"type": "Ready", "status": "True"}], "phase": "Running"}
+    for name in ("e1", "e2"):
+        core.create_namespaced_pod(ns, sup.pod(name, labels={"app": "db"}))
+        core.patch_namespaced_pod_status(name, ns, {"status": ready})
+    core.create_namespaced_pod(ns, sup.pod("free", labels={"app": "other"}))
+    kubernetes.client.PolicyV1Api(client).create_namespaced_pod_disruption_budget(
+        ns, {"metadata": {"name": "db"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+    evict = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "e1", "namespace": ns}}
+    core.create_namespaced_pod_eviction("e1", ns, evict)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction("e2", ns, {**evict, "metadata": {"name": "e2", "namespace": ns}})
+    assert err.value.status == 429 and _status(err.value)["reason"] == "TooManyRequests"
+    core.create_namespaced_pod_eviction("free", ns, {**evict, "metadata": {"name": "free", "namespace": ns}})
+    assert [p.metadata.name for p in core.list_namespaced_pod(ns).items] == ["e2"]
