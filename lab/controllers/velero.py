@@ -292,7 +292,7 @@ class Velero:
                 om = L.meta(obj)
                 if info["namespaced"] and not namespace_included(om.get("namespace", ""), included_ns, excluded_ns):
                     continue
-                if not L.match_selector(selector, L.labels(obj)):
+                if not L.match_selector(selector, L.labels(obj)) or L.labels(obj).get("velero.io/exclude-from-backup") == "true":
                     continue
                 obj.setdefault("apiVersion", f"{info['group']}/{info['version']}" if info["group"] else info["version"])
                 obj.setdefault("kind", info["kind"])

@@ -76,6 +76,7 @@ def shop(core, apps, clock):
         core.create_namespace({"metadata": {"name": ns, "labels": {"team": ns}}})
     core.create_namespaced_config_map("shop", {"metadata": {"name": "settings", "labels": {"app": "shop"}}, "data": {"mode": "live"}})
     core.create_namespaced_config_map("shop", {"metadata": {"name": "unlabelled"}, "data": {"x": "1"}})
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "private", "labels": {"velero.io/exclude-from-backup": "true"}}})
     core.create_namespaced_secret("shop", {"metadata": {"name": "creds", "labels": {"app": "shop"}}, "stringData": {"k": "v"}})
     core.create_namespaced_config_map("other", {"metadata": {"name": "elsewhere"}, "data": {"y": "2"}})
     apps.create_namespaced_deployment("shop", {
@@ -145,6 +146,7 @@ def test_backup_phases_and_velero_layout_in_s3(co, s3, clock, shop):
     assert "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json" in files
     assert json.loads(files["resources/configmaps/namespaces/shop/settings.json"])["data"] == {"mode": "live"}
     assert "resources/secrets/namespaces/shop/creds.json" in files
+    assert "resources/configmaps/namespaces/shop/private.json" not in files  # velero.io/exclude-from-backup
     assert any(k.startswith("resources/pods/namespaces/shop/web-") for k in files)
     assert not any("/other/" in k or k.endswith("/other.json") for k in files)  # not an included namespace
     assert not any(k.startswith("resources/nodes/") for k in files)  # cluster resources only for all-namespace backups
