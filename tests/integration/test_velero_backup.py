@@ -1,0 +1,313 @@
+"""machinenativeops.platform.velero_backup through ansible-playbook against the lab (API emulator, simulated Velero
+writing its real layout to the lab's moto S3)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from lab.s3 import s3_client
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
+
+
+def run_steps(endpoints: dict, steps: list[dict], timeout: float = 900) -> list[dict]:
+    """Run velero_run.yml with ``steps``; returns one registered result per step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        extra = Path(tmp) / "extra.json"
+        extra.write_text(json.dumps({"velero_steps": steps, "velero_result_file": str(out)}))
+        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
+                               str(RUN), "-e", f"@{extra}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        results = json.loads(out.read_text())
+    assert len(results) == len(steps)
+    return results
+
+
+def step(check: bool = False, diff: bool = False, s3: bool = True, **args) -> dict:
+    args.setdefault("poll_interval", 0.3)
+    return {"args": args, "check": check, "diff": diff, "s3": s3}
+
+
+class Cluster:
+    def __init__(self, endpoints: dict):
+        self.endpoints = endpoints
+        api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.s3 = s3_client(endpoints["s3"])
+        self.bucket = endpoints["s3"]["bucket"]
+
+    def app_namespace(self, name: str, deployments: int = 2, configmaps: int = 2) -> str:
+        self.core.create_namespace({"metadata": {"name": name}})
+        for i in range(deployments):
+            labels = {"app": f"web{i}"}
+            self.apps.create_namespaced_deployment(name, {
+                "metadata": {"name": f"web{i}", "labels": labels},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
+            self.core.create_namespaced_service(name, {"metadata": {"name": f"web{i}"},
+                                                       "spec": {"selector": labels, "ports": [{"port": 80}]}})
+        for i in range(configmaps):
+            self.core.create_namespaced_config_map(name, {"metadata": {"name": f"config{i}"}, "data": {"k": str(i)}})
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            self.core.delete_namespace(name)
+        except ApiException:
+            pass
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def velero(self, plural: str, name: str) -> dict | None:
+        try:
+            return self.custom.get_namespaced_custom_object("velero.io", "v1", "velero", plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def keys(self, prefix: str) -> list[str]:
+        page = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for o in page.get("Contents") or [])
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_endpoints):
+    return Cluster(lab_endpoints)
+
+
+@pytest.fixture
+def app_ns(cluster):
+    name = f"vb-{uuid.uuid4().hex[:6]}"
+    cluster.app_namespace(name)
+    yield name
+    cluster.delete_namespace(name)
+
+
+def checks_of(result: dict) -> dict:
+    return {c["name"]: c for c in result["verification"]["checks"]}
+
+
+def test_backup_completed_verified_and_idempotent(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-b"
+    spec = {"action": "backup", "name": name, "included_namespaces": [app_ns], "ttl": "720h", "labels": {"purpose": "test"}}
+    verify = {"action": "verify", "name": name, "expected_namespaces": [app_ns],
+              "expected_resources": ["deployments.apps", "services", "configmaps"], "min_size": 256}
+    predicted, created, again, verified, verified_check = run_steps(
+        lab_endpoints, [step(check=True, **spec), step(**spec), step(**spec), step(**verify), step(check=True, **verify)])
+    assert predicted["changed"] and not predicted.get("failed") and predicted["backup"]["phase"] == "New"
+    assert created["changed"] and not created.get("failed"), created.get("msg")
+    b = created["backup"]
+    assert (b["phase"], b["succeeded"], b["errors"], b["schedule"]) == ("Completed", True, 0, None)
+    assert b["items_backed_up"] == b["total_items"] > 0 and b["duration_seconds"] is not None
+    assert created["diagnosis"] is None and created["timings"]["wait"] >= 0
+    obj = cluster.velero("backups", name)
+    assert obj["spec"]["ttl"] == "720h0m0s" and obj["spec"]["includedNamespaces"] == [app_ns]
+    assert obj["metadata"]["labels"]["purpose"] == "test"
+    assert not again["changed"] and again["backup"]["phase"] == "Completed"
+    assert not verified["changed"] and not verified.get("failed"), verified.get("msg")
+    assert verified["verification"]["passed"] and verified["verification"]["failed_checks"] == []
+    s3 = verified["verification"]["s3"]
+    assert s3["items"] == b["items_backed_up"] and s3["namespaces"][app_ns] > 0
+    assert s3["resources"]["deployments.apps"] == 2 and s3["resources"]["configmaps"] == 2
+    assert not verified_check["changed"] and verified_check["verification"]["checks"] == verified["verification"]["checks"]
+
+
+def test_partially_failed_is_reported_with_reasons(lab_endpoints, cluster, app_ns, lab_faults, lab_clock):
+    name = f"{app_ns}-pf"
+    spec = {"action": "backup", "name": name, "included_namespaces": [app_ns]}
+    (started,) = run_steps(lab_endpoints, [step(wait=False, **spec)])
+    assert started["changed"] and started["backup"]["phase"] in ("New", "InProgress")
+    lab_faults.inject("backup_partially_failed", "velero", name, target_kind="Backup", params={"errors": 2})
+    lab_clock.advance(30)
+    failing, accepted, status, verified = run_steps(lab_endpoints, [
+        step(**spec), step(allow_partially_failed=True, **spec), step(action="status", name=name),
+        step(action="verify", name=name, fail_on_error=False)])
+    assert failing.get("failed") and not failing["changed"]
+    assert failing["backup"]["phase"] == "PartiallyFailed" and failing["backup"]["errors"] == 2
+    assert f"Backup velero/{name} is PartiallyFailed with 2 error(s)" in failing["msg"]
+    assert "first errors: namespace %s: error executing custom action" % app_ns in failing["msg"]
+    assert len(failing["details"]["errors"]) == 2 and all("lab fault backup_partially_failed" in e for e in failing["details"]["errors"])
+    assert failing["details"]["log_errors"] and failing["details"]["unavailable"] == []
+    assert not accepted.get("failed") and accepted["details"] == failing["details"]
+    assert status["backup"]["phase"] == "PartiallyFailed" and status["diagnosis"].startswith(f"Backup velero/{name} is PartiallyFailed")
+    assert not verified.get("failed") and not verified["verification"]["passed"]
+    assert "metadata_completed" in verified["verification"]["failed_checks"]
+
+
+def test_deleted_tarball_fails_verification_although_completed(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-gone"
+    (created,) = run_steps(lab_endpoints, [step(action="backup", name=name, included_namespaces=[app_ns])])
+    assert created["backup"]["phase"] == "Completed"
+    key = f"backups/{name}/{name}.tar.gz"
+    assert key in cluster.keys(f"backups/{name}/")
+    cluster.s3.delete_object(Bucket=cluster.bucket, Key=key)
+    (verified,) = run_steps(lab_endpoints, [step(action="verify", name=name, restore_test=True)])
+    assert verified.get("failed") and not verified["changed"]
+    assert cluster.velero("backups", name)["status"]["phase"] == "Completed"
+    checks = checks_of(verified)
+    assert checks["metadata_completed"]["passed"]
+    assert not checks["tarball_present"]["passed"]
+    assert "although the Backup object says Completed" in checks["tarball_present"]["reason"]
+    assert not checks["restore_test"]["passed"]
+    assert f"backup velero/{name} failed verification: tarball_present" in verified["msg"]
+
+
+def test_restore_test_reproduces_the_objects_in_scratch_namespaces(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-rt"
+    suffix = "rt1"
+    created, verified = run_steps(lab_endpoints, [
+        step(action="backup", name=name, included_namespaces=[app_ns]),
+        step(action="verify", name=name, restore_test=True, restore_test_suffix=suffix, expected_namespaces=[app_ns])])
+    assert created["backup"]["phase"] == "Completed"
+    assert not verified.get("failed"), verified.get("msg")
+    test = verified["verification"]["restore_test"]
+    scratch = f"{app_ns}-{suffix}"
+    assert test["namespace_mapping"] == {app_ns: scratch}
+    assert test["restore"]["phase"] == "Completed"
+    assert test["compared"]["deployments.apps"] == {"expected": 2, "restored": 2, "missing": []}
+    assert test["compared"]["services"]["restored"] == 2 and test["compared"]["configmaps"]["restored"] == 2
+    assert test["source_objects"] == test["restored_objects"] >= 7
+    assert test["not_compared"]["owned"] >= 2  # pods and replicasets are recreated by their controllers
+    assert test["cleanup"] == {"deleted": [scratch], "remaining": []}
+    assert not cluster.namespace_exists(scratch)
+    assert cluster.velero("restores", test["restore"]["name"]) is None
+    assert not verified["changed"]
+
+
+def test_restore_action_into_a_mapped_namespace(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-src"
+    target = f"{app_ns}-copy"
+    restore = {"action": "restore", "name": f"{app_ns}-restore", "backup_name": name, "namespace_mapping": {app_ns: target}}
+    try:
+        created, predicted, restored, again = run_steps(lab_endpoints, [
+            step(action="backup", name=name, included_namespaces=[app_ns]), step(check=True, **restore), step(**restore), step(**restore)])
+        assert created["backup"]["phase"] == "Completed"
+        assert predicted["changed"] and predicted["restore"]["phase"] == "New"
+        assert restored["changed"] and restored["restore"]["phase"] == "Completed" and restored["restore"]["backup_name"] == name
+        assert restored["restore"]["items_restored"] >= 7
+        assert not again["changed"] and again["restore"]["phase"] == "Completed"
+        assert {d.metadata.name for d in cluster.apps.list_namespaced_deployment(target).items} == {"web0", "web1"}
+    finally:
+        cluster.delete_namespace(target)
+
+
+def test_schedule_idempotence_diff_and_restore_from_schedule(lab_endpoints, cluster, app_ns):
+    sname = f"{app_ns}-hourly"
+    base = {"action": "schedule", "name": sname, "schedule": "0 * * * *", "included_namespaces": [app_ns], "ttl": "168h"}
+    changed_ttl = dict(base, ttl="720h")
+    results = run_steps(lab_endpoints, [
+        step(check=True, diff=True, **base), step(diff=True, **base), step(diff=True, **dict(base, ttl="168h0m0s")),
+        step(check=True, diff=True, **changed_ttl), step(diff=True, **changed_ttl), step(**changed_ttl),
+        step(action="status", schedule_name=sname)])
+    predicted, created, same, predicted_change, updated, same_again, status = results
+    assert predicted["changed"] and predicted["diff"]["before"] == {}
+    assert created["changed"] and created["diff"] == predicted["diff"]
+    assert created["schedule"]["schedule"] == "0 * * * *"
+    assert not same["changed"] and same["changes"] == []
+    assert predicted_change["changed"] and predicted_change["changes"] == ["template.ttl"]
+    assert predicted_change["diff"]["before"]["template"]["ttl"] == "168h0m0s"
+    assert predicted_change["diff"]["after"]["template"]["ttl"] == "720h0m0s"
+    assert updated["changed"] and updated["changes"] == ["template.ttl"]
+    assert not same_again["changed"]
+    assert cluster.velero("schedules", sname)["spec"]["template"]["ttl"] == "720h0m0s"
+    assert status["schedule"]["name"] == sname
+    # The lab's Velero creates the schedule's first backup at once (no skipImmediately).
+    deadline = time.monotonic() + 60
+    while True:
+        (status,) = run_steps(lab_endpoints, [step(action="status", schedule_name=sname)])
+        if status["schedule"]["last_completed_backup"] or time.monotonic() > deadline:
+            break
+    newest = status["schedule"]["last_completed_backup"]
+    assert newest and newest.startswith(f"{sname}-") and status["backup"]["schedule"] == sname
+    target = f"{app_ns}-fromsched"
+    restore = {"action": "restore", "name": f"{app_ns}-rs", "schedule_name": sname, "namespace_mapping": {app_ns: target}}
+    try:
+        restored, removed, removed_again = run_steps(lab_endpoints, [
+            step(**restore), step(action="schedule", name=sname, state="absent"), step(action="schedule", name=sname, state="absent")])
+        assert restored["restore"]["backup_name"] == newest and restored["restore"]["phase"] == "Completed"
+        assert removed["changed"] and not removed_again["changed"]
+        assert cluster.velero("schedules", sname) is None
+    finally:
+        cluster.delete_namespace(target)
+
+
+def test_delete_uses_a_delete_backup_request(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-del"
+    created, predicted, deleted, again = run_steps(lab_endpoints, [
+        step(action="backup", name=name, included_namespaces=[app_ns]), step(action="delete", name=name, check=True),
+        step(action="delete", name=name), step(action="delete", name=name)])
+    assert created["backup"]["phase"] == "Completed"
+    assert predicted["changed"] and deleted["changed"] and not again["changed"]
+    assert deleted["delete_request"]["phase"] == "Processed" and deleted["delete_request"]["errors"] == []
+    assert deleted["backup"]["exists"] is False and cluster.velero("backups", name) is None
+    assert cluster.keys(f"backups/{name}/") == []
+
+
+def test_s3_endpoint_down_gives_a_clear_error(lab_endpoints, cluster, app_ns):
+    name = f"{app_ns}-down"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = lab_endpoints["s3"]["secret_key"]
+    created, verified = run_steps(lab_endpoints, [
+        step(action="backup", name=name, included_namespaces=[app_ns]),
+        step(action="verify", name=name, s3_endpoint_url=f"http://127.0.0.1:{port}", s3_timeout=2)])
+    assert created["backup"]["phase"] == "Completed"
+    assert verified.get("failed")
+    assert f"at http://127.0.0.1:{port} failed: the S3 endpoint is unreachable" in verified["msg"]
+    assert verified["verification"]["failed_checks"] == ["s3_reachable"]
+    assert secret not in json.dumps(verified)
+
+
+def test_stuck_in_progress_fails_with_the_diagnosis(lab_endpoints, cluster, app_ns, lab_clock):
+    name = f"{app_ns}-stuck"
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+    lab_clock.manual(past.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    spec = {"action": "backup", "name": name, "included_namespaces": [app_ns]}
+    started, waited, status = run_steps(lab_endpoints, [
+        step(wait=False, **spec), step(in_progress_deadline=3600, wait_timeout=60, **spec),
+        step(action="status", name=name, in_progress_deadline=3600)])
+    assert started["backup"]["phase"] in ("New", "InProgress")
+    assert waited.get("failed") and waited["backup"]["stuck"]
+    assert f"Backup velero/{name} is stuck in InProgress for" in waited["msg"] and "deadline 3600s" in waited["msg"]
+    assert "did not reach a terminal phase" not in waited["msg"]  # the deadline diagnosis, not the wait timeout
+    assert status["backup"]["stuck"] and "stuck in InProgress" in status["diagnosis"]
+    assert not status.get("failed")
+
+
+def test_list_reports_backups_newest_first(lab_endpoints, cluster, app_ns):
+    first, second, listed = run_steps(lab_endpoints, [
+        step(action="backup", name=f"{app_ns}-l1", included_namespaces=[app_ns]),
+        step(action="backup", name=f"{app_ns}-l2", included_namespaces=[app_ns]), step(action="list")])
+    names = [b["name"] for b in listed["backups"]]
+    assert {f"{app_ns}-l1", f"{app_ns}-l2"} <= set(names)
+    assert names.index(f"{app_ns}-l2") < names.index(f"{app_ns}-l1")
+    assert not listed["changed"]
