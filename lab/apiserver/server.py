@@ -202,6 +202,22 @@ def _openapi_v3_gv(api: ApiServer, group: str, version: str) -> dict:
             "components": {"schemas": {}}}
 
 
+def _access_review(body: dict, role: str) -> dict:
+    """Answer a SelfSubjectAccessReview: the admin identity may do anything, the read-only
+    token may get, list and watch."""
+    attrs = body["spec"].get("resourceAttributes") or {}
+    verb = attrs.get("verb") or ("get" if body["spec"].get("nonResourceAttributes") else "")
+    allowed = role == "admin" or verb in ("get", "list", "watch")
+    out = dict(body)
+    out.update({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1"})
+    out.setdefault("metadata", {})
+    out["status"] = {"allowed": allowed, "reason": "lab: admin token" if role == "admin" else
+                     ("lab: read-only token may read" if allowed else "lab: read-only token may only get, list and watch")}
+    if not allowed:
+        out["status"]["denied"] = True
+    return out
+
+
 # ---------------------------------------------------------------- tables for kubectl get
 
 
@@ -456,12 +472,19 @@ class Handler(BaseHTTPRequestHandler):
         if sub == "finalize":
             sub = "status"
         method = self.command
-        if role == "readonly" and method not in ("GET", "HEAD"):
+        if role == "readonly" and method not in ("GET", "HEAD") and res.kind != "SelfSubjectAccessReview":
             verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
             where = f' in the namespace "{ns}"' if ns else (" at the cluster scope" if not res.namespaced else "")
             raise ApiError(403, f'{res.plural}{"." + res.group if res.group else ""} {("" if not name else repr(name).replace(chr(39), chr(34)) + " ")}'
                                 f'is forbidden: User "lab:readonly" cannot {verb} resource "{res.plural}" in API group "{res.group}"{where}',
                            reason="Forbidden", details={"name": name or "", "group": res.group, "kind": res.plural})
+        if res.kind == "SelfSubjectAccessReview":
+            if method != "POST" or name is not None:
+                raise ApiError(405, f"the server does not allow this method on the requested resource ({method} {path})")
+            body = self._parse_body(raw, (self.headers.get("Content-Type") or "application/json").lower())
+            if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+                raise ApiError(400, "a SelfSubjectAccessReview needs a spec")
+            return self._json(201, _access_review(body, role))
         dry_run = query.get("dryRun") == "All"
         if "dryRun" in query and query["dryRun"] not in ("All", ""):
             raise ApiError(400, f"invalid dryRun value {query['dryRun']!r}: only 'All' is supported")

@@ -140,3 +140,18 @@ def test_watch_events_as_tables_for_kubectl_get_watch(api, ns):
     events = [json.loads(line) for line in text.splitlines()] if isinstance(text, str) else [text]
     assert code == 200 and [e["type"] for e in events] == ["ADDED"]
     assert events[0]["object"]["kind"] == "Table" and events[0]["object"]["rows"][0]["cells"][0] == "wt"
+
+
+def test_self_subject_access_review(api):
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+              "spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}}
+    code, body = sup.raw(api.url, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+    assert code == 201 and body["status"]["allowed"] is True
+    ro = {"Authorization": f"Bearer {api.readonly_token}"}
+    code, body = sup.raw(api.url, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review, headers=ro)
+    assert code == 201 and body["status"]["allowed"] is False
+    review["spec"]["resourceAttributes"]["verb"] = "list"
+    code, body = sup.raw(api.url, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review, headers=ro)
+    assert body["status"]["allowed"] is True
+    code, _ = sup.raw(api.url, "GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+    assert code == 405
