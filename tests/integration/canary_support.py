@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -128,18 +129,23 @@ class LabApp:
                 f'destination_workload="reviews-canary"}}[{window}]))')
 
 
+def canary_vars(app: LabApp, result_file: Path, **extra) -> dict:
+    extravars = {"canary_namespace": app.namespace, "canary_result_file": str(result_file)}
+    extravars.update({f"canary_{k}": v for k, v in extra.items()})
+    return extravars
+
+
 def run_canary(app: LabApp, *, check: bool = False, diff: bool = False, timeout: float = 600, **extra) -> tuple[int, dict, str]:
     """ansible-playbook canary_step.yml with ``canary_<key>`` extra vars; returns (rc, result, output)."""
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
-        extravars = {"canary_namespace": app.namespace, "canary_result_file": str(result_file)}
-        extravars.update({f"canary_{k}": v for k, v in extra.items()})
+        extravars = canary_vars(app, result_file, **extra)
         proc = run_playbook(app.endpoints, PLAYBOOKS / "canary_step.yml", extravars, check=check, diff=diff, timeout=timeout)
         result = json.loads(result_file.read_text()) if result_file.exists() else {}
     return proc.returncode, result, proc.stdout + proc.stderr
 
 
-def playbook_command(playbook: Path, extravars: dict, check: bool = False, diff: bool = False) -> list[str]:
+def playbook_command(playbook: Path, extravars: dict, *, check: bool = False, diff: bool = False) -> list[str]:
     cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
            str(playbook), "-e", json.dumps(extravars)]
     if check:
@@ -156,7 +162,36 @@ def playbook_env(endpoints: dict) -> dict:
     return env
 
 
-def run_playbook(endpoints: dict, playbook: Path, extravars: dict, check: bool = False, diff: bool = False,
+def run_playbook(endpoints: dict, playbook: Path, extravars: dict, *, check: bool = False, diff: bool = False,
                  timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(playbook_command(playbook, extravars, check, diff), cwd=ROOT, env=playbook_env(endpoints),
+    return subprocess.run(playbook_command(playbook, extravars, check=check, diff=diff), cwd=ROOT, env=playbook_env(endpoints),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Ansible's workers call setsid(), so a process group is not enough)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process we started and everything it started, like a crashed AWX job container."""
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
