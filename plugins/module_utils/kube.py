@@ -22,6 +22,8 @@ import tempfile
 import time
 import traceback
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
     import urllib3
     from kubernetes import client as k8s_client
@@ -546,6 +548,12 @@ class KubeClient:
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None
             raise self._error(exc, 'delete', kind, namespace, name) from None
+
+
+def fail_if_missing_kubernetes(module):
+    """``module.fail_json`` with ``missing_required_lib('kubernetes')`` when the library cannot be imported."""
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
 
 
 def get_kube_client(params, request_timeout=60, cache_file=None):

@@ -3,6 +3,8 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -320,3 +322,28 @@ def test_default_discovery_cache_is_private_and_expires(tmp_path):
     os.utime(path, (old, old))
     kube._discovery_cache_file(host)
     assert not os.path.exists(path)
+
+
+def test_missing_kubernetes_library_reports_missing_required_lib():
+    # a separate interpreter in which "import kubernetes" fails, as on a host without the library
+    code = (
+        "import sys; sys.modules['kubernetes'] = None\n"
+        "from ansible_collections.machinenativeops.platform.plugins.module_utils import kube\n"
+        "class Module:\n"
+        "    def fail_json(self, **kw):\n"
+        "        print(kw['msg']); print('TRACE' if 'Traceback' in kw['exception'] and 'kubernetes' in kw['exception'] else 'NOTRACE'); raise SystemExit(3)\n"
+        "assert kube.HAS_KUBERNETES is False\n"
+        "try:\n"
+        "    kube.get_kube_client({})\n"
+        "except kube.KubeError as exc:\n"
+        "    print(exc)\n"
+        "kube.fail_if_missing_kubernetes(Module())\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.path.join(root, "build", "collections")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "load failed: missing Python library: the kubernetes Python library is not installed"
+    assert "Failed to import the required Python library (kubernetes)" in lines[1]
+    assert lines[2] == "TRACE"
