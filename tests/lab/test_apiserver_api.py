@@ -500,3 +500,30 @@ def test_eviction_respects_disruption_budgets(client, ns):
     assert err.value.status == 429 and _status(err.value)["reason"] == "TooManyRequests"
     core.create_namespaced_pod_eviction("free", ns, {**evict, "metadata": {"name": "free", "namespace": ns}})
     assert [p.metadata.name for p in core.list_namespaced_pod(ns).items] == ["e2"]
+
+
+def test_defaults_like_the_real_server(client, ns):
+    svc = CoreV1Api(client).create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"},
+                                                                                              "ports": [{"port": 80}]}})
+    assert svc.spec.type == "ClusterIP" and svc.spec.cluster_ip.startswith("10.96.")
+    assert svc.spec.ports[0].protocol == "TCP" and svc.spec.ports[0].target_port == 80
+    replaced = CoreV1Api(client).patch_namespaced_service("web", ns, {"spec": {"ports": [{"port": 80, "name": "http"}]}})
+    assert replaced.spec.cluster_ip == svc.spec.cluster_ip
+    body = sup.deployment("defaults")
+    body["spec"].pop("replicas")
+    d = AppsV1Api(client).create_namespaced_deployment(ns, body)
+    assert d.spec.replicas == 1 and d.spec.strategy.type == "RollingUpdate" and d.spec.revision_history_limit == 10
+    assert d.spec.progress_deadline_seconds == 600
+
+
+def test_pod_and_configmap_validation(client, ns):
+    core = CoreV1Api(client)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(ns, {"metadata": {"name": "nocontainers"}, "spec": {"containers": []}})
+    assert err.value.status == 422 and _status(err.value)["details"]["causes"][0]["field"] == "spec.containers"
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(ns, {"metadata": {"name": "noimage"}, "spec": {"containers": [{"name": "c"}]}})
+    assert _status(err.value)["details"]["causes"][0]["field"] == "spec.containers[0].image"
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "badkey"}, "data": {"no spaces": "x"}})
+    assert err.value.status == 422

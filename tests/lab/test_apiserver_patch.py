@@ -83,6 +83,11 @@ def test_strategic_merge_directives():
     assert replaced["metadata"] == {"labels": {"z": "3"}}
     removed = patching.strategic_merge(base, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})
     assert removed["metadata"]["finalizers"] == []
+    reordered = patching.strategic_merge({"spec": _pod_spec()}, {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]}})
+    assert [c["name"] for c in reordered["spec"]["containers"]] == ["side", "web"]
+    retained = patching.strategic_merge({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}},
+                                        {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}})
+    assert retained == {"strategy": {"type": "Recreate"}}
     svc = patching.strategic_merge({"ports": [{"port": 80, "name": "http"}]}, {"ports": [{"port": 80, "targetPort": 8080}, {"port": 9090}]})
     assert svc["ports"] == [{"port": 80, "name": "http", "targetPort": 8080}, {"port": 9090}]
 
