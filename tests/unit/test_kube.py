@@ -146,8 +146,8 @@ def test_explicit_host_overrides_kubeconfig_server(api, tmp_path):
 
 def test_explicit_token_overrides_kubeconfig_token_on_every_request(api, tmp_path):
     kc = client({"kubeconfig": kubeconfig_dict(api.url, "stale-token-in-kubeconfig"), "api_key": TOKEN}, tmp_path)
-    for _ in range(3):
-        assert kc.get("v1", "Pod", "db-0", "shop") is not None
+    for attempt in range(3):
+        assert kc.get("v1", "Pod", "db-0", "shop") is not None, attempt
     assert {r["headers"]["authorization"] for r in api.requests} == {"Bearer " + TOKEN}
 
 
