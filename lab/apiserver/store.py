@@ -805,8 +805,12 @@ class Store:
             try:
                 token = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
                 start = (token["ns"], token["name"])
+                token_rv = int(token["rv"])
             except (ValueError, KeyError, TypeError):
                 raise ApiError(400, "continue key is not valid: the continue token is malformed") from None
+            if token_rv < self.compacted_rv:
+                raise ApiError(410, "The provided continue parameter is too old to display a consistent list result. You can start a new "
+                                    "list without the continue parameter.", reason="Expired")
         with self.lock:
             table = self.data[res.store_key]
             pinned = field_selector_name(field_selector)

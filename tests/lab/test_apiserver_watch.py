@@ -125,3 +125,19 @@ def test_watch_bookmarks_when_allowed(api, client, ns):
         assert plain == []
     finally:
         api.bookmark_interval = 5.0
+
+
+def test_continue_token_expires_with_the_history(tmp_path):
+    with running_apiserver(tmp_path, load_crds=False, tls=False, history=5) as small:
+        c = sup.api_client(small.kubeconfig)
+        core = CoreV1Api(c)
+        for i in range(3):
+            core.create_namespaced_config_map("default", {"metadata": {"name": f"p{i}"}})
+        token = core.list_namespaced_config_map("default", limit=1).metadata._continue
+        assert [i.metadata.name for i in core.list_namespaced_config_map("default", limit=1, _continue=token).items] == ["p1"]
+        for i in range(3, 12):
+            core.create_namespaced_config_map("default", {"metadata": {"name": f"p{i}"}})
+        with pytest.raises(ApiException) as err:
+            core.list_namespaced_config_map("default", limit=1, _continue=token)
+        assert err.value.status == 410 and json.loads(err.value.body)["reason"] == "Expired"
+        c.close()
