@@ -1,0 +1,94 @@
+"""playbooks/deploy.yml through ansible-playbook against the lab inventory (rolling and canary strategies)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lab.faults import Faults
+from tests.integration.canary_support import ROOT, LabApp, run_playbook
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+DEPLOY = ROOT / "playbooks" / "deploy.yml"
+FAST_CANARY = {"deploy_analysis": {"interval": "6s", "min_requests": 10}, "deploy_canary_pause": 6, "deploy_canary_max_checks": 20}
+
+
+@pytest.fixture
+def app(lab_endpoints):
+    lab_app = LabApp(lab_endpoints, f"deploy-{uuid.uuid4().hex[:8]}").create(canary=False)
+    yield lab_app
+    lab_app.delete()
+
+
+def deploy(app: LabApp, tmp_path: Path, **extra):
+    result_file = tmp_path / "canary.json"
+    extravars = {"deploy_namespace": app.namespace, "deploy_app": "reviews", "deploy_image": "example/reviews:2.0.0",
+                 "deploy_canary_result_file": str(result_file), "deploy_webhook_url": app.endpoints["webhook"]["url"]}
+    extravars.update(extra)
+    proc = run_playbook(app.endpoints, DEPLOY, extravars)
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    return proc.returncode, result, proc.stdout + proc.stderr
+
+
+def notifications(app: LabApp) -> list[dict]:
+    with urllib.request.urlopen(app.endpoints["webhook"]["alerts_url"], timeout=10) as resp:
+        received = json.loads(resp.read())
+    found = []
+    for item in received:
+        payload = item.get("payload", item) if isinstance(item, dict) else {}
+        if isinstance(payload, dict) and payload.get("source") == "machinenativeops.platform.deploy" and payload.get("namespace") == app.namespace:
+            found.append(payload)
+    return found
+
+
+def stable_image(app: LabApp) -> str:
+    return app.apps.read_namespaced_deployment("reviews", app.namespace).spec.template.spec.containers[0].image
+
+
+def test_canary_strategy_promotes_and_moves_stable(app, tmp_path):
+    rc, result, out = deploy(app, tmp_path, **FAST_CANARY)
+    assert rc == 0, out[-4000:]
+    assert result["decision"] == "promoted"
+    dep = app.apps.read_namespaced_deployment("reviews", app.namespace)
+    assert dep.spec.template.spec.containers[0].image == "example/reviews:2.0.0"
+    assert dep.spec.template.metadata.labels["version"] == "2.0.0"
+    assert app.weights() == {"stable": 100, "canary": 0}
+    assert app.state()["phase"] == "promoted"
+    assert app.apps.read_namespaced_deployment("reviews-canary", app.namespace).spec.replicas == 0
+    dr = app.custom.get_namespaced_custom_object("networking.istio.io", "v1beta1", app.namespace, "destinationrules", "reviews")
+    assert {s["name"] for s in dr["spec"]["subsets"]} == {"stable", "canary"}
+    assert [n["outcome"] for n in notifications(app)] == ["promoted"]
+    assert app.endpoints["webhook"]["url"] not in out  # the URL is a secret
+
+
+def test_canary_strategy_rolls_back_on_errors(app, tmp_path):
+    app.set_traffic(version="canary", error_ratio=0.3)
+    rc, result, out = deploy(app, tmp_path, **FAST_CANARY)
+    assert rc != 0
+    assert "Canary example/reviews:2.0.0 rolled back" in out
+    assert result["decision"] == "rolled_back"
+    assert app.weights() == {"stable": 100, "canary": 0}
+    assert stable_image(app) == "example/reviews:1.0.0"
+    assert app.apps.read_namespaced_deployment("reviews-canary", app.namespace).spec.replicas == 0
+    assert [n["outcome"] for n in notifications(app)] == ["rolled_back"]
+
+
+def test_rolling_strategy_updates_the_image(app, tmp_path):
+    rc, _, out = deploy(app, tmp_path, deploy_strategy="rolling")
+    assert rc == 0, out[-4000:]
+    assert stable_image(app) == "example/reviews:2.0.0"
+    assert [n["outcome"] for n in notifications(app)] == ["deployed"]
+
+
+def test_rolling_strategy_undoes_a_stuck_rollout(app, tmp_path, lab_endpoints):
+    Faults.from_endpoints(lab_endpoints).inject("rollout_stuck", namespace=app.namespace, name="reviews", target_kind="Deployment")
+    rc, _, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_rollout_timeout=8)
+    assert rc != 0
+    assert "was rolled back" in out
+    assert stable_image(app) == "example/reviews:1.0.0"
+    assert [n["outcome"] for n in notifications(app)] == ["rolled_back"]
