@@ -271,8 +271,8 @@ def evaluate_pod(obj, thresholds, now):
         last = (cs.get('lastState') or {}).get('terminated') or {}
         restarts = cs.get('restartCount') or 0
         if waiting.get('reason') in ('ImagePullBackOff', 'ErrImagePull', 'InvalidImageName'):
-            problems.append(('critical', 'ImagePullBackOff', 'container %s: %s%s' % (cname, waiting['reason'],
-                                                                                      ': ' + waiting['message'] if waiting.get('message') else ''), None))
+            detail = ': ' + waiting['message'] if waiting.get('message') else ''
+            problems.append(('critical', 'ImagePullBackOff', 'container %s: %s%s' % (cname, waiting['reason'], detail), None))
         if last.get('reason') == 'OOMKilled':
             severity = 'critical' if waiting.get('reason') == 'CrashLoopBackOff' else 'warning'
             problems.append((severity, 'OOMKilled', 'container %s was OOM-killed (exit code %s, %d restarts)' % (cname, last.get('exitCode', 137), restarts),
@@ -281,8 +281,8 @@ def evaluate_pod(obj, thresholds, now):
             problems.append(('critical', 'CrashLoopBackOff', 'container %s in CrashLoopBackOff (%d restarts, last exit: %s)' % (
                 cname, restarts, last.get('reason') or last.get('exitCode') or 'unknown'), parse_time(last.get('finishedAt'))))
         elif waiting.get('reason') in WAITING_CRITICAL and waiting.get('reason') not in ('ImagePullBackOff', 'ErrImagePull', 'InvalidImageName'):
-            problems.append(('critical', waiting['reason'], 'container %s: %s%s' % (cname, waiting['reason'],
-                                                                                     ': ' + waiting['message'] if waiting.get('message') else ''), None))
+            detail = ': ' + waiting['message'] if waiting.get('message') else ''
+            problems.append(('critical', waiting['reason'], 'container %s: %s%s' % (cname, waiting['reason'], detail), None))
         if restarts > thresholds['max_restarts']:
             problems.append(('warning', 'RestartsAboveThreshold',
                              'container %s restarted %d times (threshold %d)' % (cname, restarts, thresholds['max_restarts']),
@@ -370,8 +370,8 @@ def evaluate_cronjob(obj, thresholds, now):
         else:
             age = _age(created, now)
             if age is not None and age > limit:
-                problems.append(('warning', 'NoSuccessfulRun', 'no successful run in the %s since creation (threshold %s)' % (human_duration(age),
-                                                                                                                               human_duration(limit)), created))
+                text = 'no successful run in the %s since creation (threshold %s)' % (human_duration(age), human_duration(limit))
+                problems.append(('warning', 'NoSuccessfulRun', text, created))
     return _combine('jobs', obj, problems, kind='CronJob')
 
 
@@ -495,8 +495,8 @@ class BackupIndex:
         else:
             age = _age(completed[0], self.now)
             if age > limit:
-                problems.append(('critical', 'BackupTooOld', 'newest Completed backup %s finished %s ago (threshold %s)' % (completed[1], human_duration(age),
-                                                                                                                          human_duration(limit)), completed[0]))
+                text = 'newest Completed backup %s finished %s ago (threshold %s)' % (completed[1], human_duration(age), human_duration(limit))
+                problems.append(('critical', 'BackupTooOld', text, completed[0]))
         if latest is not None and latest[2] in FAILED_BACKUP_PHASES:
             problems.append(('warning', 'LastBackup%s' % latest[2],
                              'latest backup %s is %s%s' % (latest[1], latest[2], ': %s' % latest[3] if latest[3] else ''), latest[0]))
@@ -566,13 +566,13 @@ def fetch_alertmanager_alerts(url, timeout=10.0, validate_certs=True, headers=No
     """Active, unsilenced, uninhibited alerts from Alertmanager's ``/api/v2/alerts``; raises CheckError."""
     endpoint = url.rstrip('/') + '/api/v2/alerts?' + urllib.parse.urlencode(dict(active='true', silenced='false', inhibited='false'))
     request = urllib.request.Request(endpoint, headers=dict({'Accept': 'application/json'}, **(headers or {})))
-    context = None
-    if endpoint.startswith('https://') and not validate_certs:
-        context = ssl.create_default_context()
+    context = ssl.create_default_context()
+    if not validate_certs:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # nosec - URL from the user's options
+        with opener.open(request, timeout=timeout) as response:
             return json.loads(response.read().decode('utf-8'))
     except urllib.error.HTTPError as exc:
         raise CheckError('Alertmanager request to %s failed: %s %s' % (url, exc.code, exc.reason)) from None
@@ -594,8 +594,8 @@ def evaluate_endpoint_response(spec, status, body, error):
     if error is not None:
         return dict(base, severity=severity, reason='Unreachable', message='%s %s: %s' % (spec.get('method') or 'GET', spec['url'], error))
     if status not in expected:
-        return dict(base, severity=severity, reason='UnexpectedStatus', message='%s answered %s, expected %s' % (spec['url'], status,
-                                                                                                              ' or '.join(str(s) for s in expected)))
+        text = '%s answered %s, expected %s' % (spec['url'], status, ' or '.join(str(s) for s in expected))
+        return dict(base, severity=severity, reason='UnexpectedStatus', message=text)
     needle = spec.get('body_contains')
     if needle and needle not in (body or ''):
         return dict(base, severity=severity, reason='BodyMismatch', message='%s answered %s but the body does not contain %r' % (spec['url'], status, needle))
@@ -605,15 +605,14 @@ def evaluate_endpoint_response(spec, status, body, error):
 def probe_endpoint(spec):
     """Request ``spec['url']`` and return its finding (no redirects followed beyond urllib's default)."""
     timeout = float(spec.get('timeout') or 5)
-    context = None
-    if spec['url'].startswith('https://'):
-        context = ssl.create_default_context(cafile=spec.get('ca_cert')) if spec.get('ca_cert') else ssl.create_default_context()
-        if spec.get('validate_certs') is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+    context = ssl.create_default_context(cafile=spec.get('ca_cert')) if spec.get('ca_cert') else ssl.create_default_context()
+    if spec.get('validate_certs') is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
     request = urllib.request.Request(spec['url'], method=spec.get('method') or 'GET', headers=spec.get('headers') or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # nosec - URL from the user's options
+        with opener.open(request, timeout=timeout) as response:
             return evaluate_endpoint_response(spec, response.status, response.read(1048576).decode('utf-8', 'replace'), None)
     except urllib.error.HTTPError as exc:
         body = exc.read(1048576).decode('utf-8', 'replace') if hasattr(exc, 'read') else ''

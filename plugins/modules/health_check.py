@@ -33,7 +33,7 @@ description:
     or rejected credentials fail the module.
   - The module only reads; it never changes anything (C(changed=false)).
 author:
-  - machinenativeops platform team
+  - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
   - machinenativeops.platform.kube_auth
   - machinenativeops.platform.prometheus
@@ -124,7 +124,7 @@ options:
     elements: str
     default: [critical, warning]
   alert_labels:
-    description: Only alerts whose labels have exactly these values are reported, for example C({team: platform}).
+    description: Only alerts whose labels have exactly these values are reported, for example C(team=platform) given as a dict.
     type: dict
   endpoints:
     description: HTTP(S) URLs probed by the C(endpoints) check.
@@ -190,7 +190,7 @@ options:
     type: str
 notes:
   - Needs only read access (get/list) to the inspected kinds; a read-only service account is enough.
-  - Severity of a C(CheckError) finding is C(critical): when a check cannot run, health cannot be asserted.
+  - The severity of a C(CheckError) finding is C(critical) because when a check cannot run, health cannot be asserted.
 seealso:
   - module: kubernetes.core.k8s_info
 '''
