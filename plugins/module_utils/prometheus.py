@@ -181,6 +181,14 @@ class PrometheusClient:
                  ca_cert=None, timeout=10.0, retries=3, backoff=0.5):
         if not url:
             raise PrometheusError(None, None, 'no Prometheus URL given (prometheus_url or PROMETHEUS_URL)')
+        parts = urllib.parse.urlsplit(url)
+        if '@' in parts.netloc:
+            # credentials in the URL become basic auth (unless given explicitly) and leave the URL
+            userinfo, host = parts.netloc.rsplit('@', 1)
+            user, _sep, secret = userinfo.partition(':')
+            if username is None and password is None:
+                username, password = urllib.parse.unquote(user), urllib.parse.unquote(secret)
+            url = urllib.parse.urlunsplit(parts._replace(netloc=host))
         self.url = url.rstrip('/')
         self.timeout = float(timeout)
         self.retries = max(0, int(retries))

@@ -284,3 +284,20 @@ def test_tls_verification(tls_files):
         assert PrometheusClient(server.url + "/echo", ca_cert=tls_files[0]).query("up").is_empty
     finally:
         server.close()
+
+
+def test_url_credentials_never_in_errors():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(PrometheusError) as info:
+        PrometheusClient(f"http://admin:hunter2@127.0.0.1:{port}", retries=0).query("up")
+    assert "hunter2" not in str(info.value) and "admin" not in str(info.value)
+    assert f"to http://127.0.0.1:{port}/api/v1/query failed: cannot connect" in str(info.value)
+
+
+def test_url_credentials_become_basic_auth(faults):
+    client = PrometheusClient(faults.url.replace("http://", "http://prom:s%40cret@") + "/echo")
+    assert "s%40cret" not in client.url and "prom" not in client.url
+    client.query("up")
+    assert faults.requests[-1]["headers"]["authorization"] == "Basic " + base64.b64encode(b"prom:s@cret").decode()
