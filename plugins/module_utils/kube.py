@@ -204,8 +204,6 @@ def map_error(exc, verb, kind=None, namespace=None, name=None, host=None, secret
     if HAS_KUBERNETES and isinstance(exc, k8s_config.ConfigException):
         return KubeError(verb, kind, namespace, name, reason='invalid Kubernetes configuration',
                          api_message=redact(str(exc), secrets))
-    if isinstance(exc, (OSError, ValueError, TypeError)):
-        return KubeError(verb, kind, namespace, name, reason=type(exc).__name__, api_message=redact(str(exc), secrets))
     return KubeError(verb, kind, namespace, name, reason=type(exc).__name__, api_message=redact(str(exc), secrets))
 
 
