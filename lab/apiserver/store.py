@@ -576,7 +576,10 @@ class Store:
             with self.lock:
                 if (ns, name) in self.data[res.store_key]:
                     raise errors.already_exists(res, name)
-                return self._commit(res, ns, name, obj, "ADDED", None, managers, dry_run), True
+                result = self._commit(res, ns, name, obj, "ADDED", None, managers, dry_run)
+                if res.kind == "Namespace" and not dry_run:
+                    self._work.put(("namespace_created", name))
+                return result, True
         current = json.loads(self.render(res, entry))
         old_values = patching.field_values(current, include_status=True)
         conflicts = []
@@ -994,23 +997,19 @@ class Store:
     def _terminate_namespace(self, ns: str) -> None:
         if self.namespace_phase(ns) != "Terminating":
             return
-        remaining = 0
         for key, table in list(self.data.items()):
             res = self._res_for_key(key)
             if res is None or not res.namespaced:
                 continue
             for (ons, name) in sorted(k for k in table if k[0] == ns):
-                remaining += 1
                 entry = table.get((ons, name))
                 if entry is not None and not entry.obj["metadata"].get("deletionTimestamp"):
                     self.delete(res, ons, name, {"propagationPolicy": "Background"})
-        left = sum(1 for table in self.data.values() for k in table if k[0] == ns)
-        if left == 0:
+        if not any(k[0] == ns for table in self.data.values() for k in table):
             ns_res = self.registry.get("", "v1", "namespaces")
             entry = self.data[ns_res.store_key].get(("", ns))
             if entry is not None:
                 self._commit(ns_res, "", ns, json.loads(entry.raw), "DELETED", entry, entry.managers, False)
-        del remaining
 
 
 _MISSING = object()
