@@ -141,3 +141,36 @@ def test_continue_token_expires_with_the_history(tmp_path):
             core.list_namespaced_config_map("default", limit=1, _continue=token)
         assert err.value.status == 410 and json.loads(err.value.body)["reason"] == "Expired"
         c.close()
+
+
+def test_concurrent_optimistic_updates_and_ordered_watch(api, client, ns):
+    core = CoreV1Api(client)
+    start = core.create_namespaced_config_map(ns, {"metadata": {"name": "counter"}, "data": {"n": "0"}})
+    conflicts = []
+
+    def bump(times: int):
+        c = sup.api_client(api.kubeconfig)
+        mine = CoreV1Api(c)
+        done = 0
+        while done < times:
+            cur = mine.read_namespaced_config_map("counter", ns)
+            cur.data["n"] = str(int(cur.data["n"]) + 1)
+            try:
+                mine.replace_namespaced_config_map("counter", ns, cur)
+                done += 1
+            except ApiException as exc:
+                assert exc.status == 409
+                conflicts.append(1)
+        c.close()
+
+    threads = [threading.Thread(target=bump, args=(25,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert core.read_namespaced_config_map("counter", ns).data["n"] == "100"
+    events = _events(f"{api.url}/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=1"
+                     f"&resourceVersion={start.metadata.resource_version}")
+    values = [int(e["object"]["data"]["n"]) for e in events]
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert values == list(range(1, 101)) and rvs == sorted(rvs) and len(set(rvs)) == 100
