@@ -33,7 +33,7 @@ description:
     fails naming the missing subset without changing anything (Istio would reject or blackhole the traffic).
   - Weights of the route always sum to 100. Other destinations of the route must carry no weight.
 author:
-  - machinenativeops platform team
+  - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
   - machinenativeops.platform.kube_auth
   - machinenativeops.platform.prometheus
