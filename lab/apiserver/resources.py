@@ -75,6 +75,10 @@ BUILTINS: list[Resource] = [
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=["pdb"], status=True),
     Resource("coordination.k8s.io", "v1", "leases", "Lease"),
     Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False, short_names=["sc"]),
+    # metrics.k8s.io is read-only on a real cluster (metrics-server); here it is a plain store the
+    # lab's simulators may write PodMetrics/NodeMetrics to, so that `kubectl top` has data.
+    Resource("metrics.k8s.io", "v1beta1", "pods", "PodMetrics"),
+    Resource("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False),
     Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", namespaced=False, verbs=["create"]),
     Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
              short_names=["crd", "crds"], categories=["api-extensions"], status=True),
@@ -82,7 +86,7 @@ BUILTINS: list[Resource] = [
 
 # Preferred version order of groups in /apis (built-ins first, like a real server).
 GROUP_ORDER = ["apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io",
-               "coordination.k8s.io", "storage.k8s.io", "authorization.k8s.io", "apiextensions.k8s.io"]
+               "coordination.k8s.io", "storage.k8s.io", "authorization.k8s.io", "metrics.k8s.io", "apiextensions.k8s.io"]
 
 
 def _version_priority(version: str) -> tuple:

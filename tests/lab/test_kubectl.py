@@ -167,3 +167,18 @@ def test_rollout_status_and_undo(tmp_path):
         assert image == "nginx:1.25"
     finally:
         orchestrator.down(tmp_path)
+
+
+def test_top_reads_metrics_written_to_the_metrics_api(kubectl):
+    kubectl("run", "busy", "--image=busybox")
+    assert "busy" in kubectl("get", "pods").stdout  # core pods, not metrics.k8s.io pods
+    kubectl("create", "-f", "-", stdin=f"""
+apiVersion: metrics.k8s.io/v1beta1
+kind: PodMetrics
+metadata: {{name: busy, namespace: {kubectl.namespace}}}
+timestamp: "2026-01-01T00:00:00Z"
+window: 30s
+containers: [{{name: busy, usage: {{cpu: 250m, memory: 64Mi}}}}]
+""")
+    rows = [line.split() for line in kubectl("top", "pods").stdout.splitlines()]
+    assert rows == [["NAME", "CPU(cores)", "MEMORY(bytes)"], ["busy", "250m", "64Mi"]]
