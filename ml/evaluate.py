@@ -34,7 +34,7 @@ REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports"
 EVAL_SEED = 777
 SETS = {
     "quick": {"heldout": (5, 8, 12.0), "shifted": (4, 6, 12.0)},
-    "full": {"heldout": (20, 30, 24.0), "shifted": (12, 20, 12.0)},
+    "full": {"heldout": (15, 24, 24.0), "shifted": (10, 16, 12.0)},
 }
 
 
