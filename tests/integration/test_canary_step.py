@@ -81,9 +81,11 @@ def test_healthy_canary_is_promoted_step_by_step(make_app):
     assert result["decision"] == "promoted" and result["phase"] == "promoted"
     assert result["weights_after"] == {"stable": 0, "canary": 100}
     assert app.weights() == {"stable": 0, "canary": 100}
-    entries = history(app)
+    # an inconclusive analysis (a scrape gap on a loaded machine) may hold a step; nothing may fail
+    entries = [h for h in history(app) if h["decision"] in ("advanced", "promoted")]
     assert [h["weight"] for h in entries] == [10, 30, 50, 80, 100]
     assert [h["decision"] for h in entries] == ["advanced"] * 4 + ["promoted"]
+    assert all(h.get("verdict") != "failed" for h in history(app))
     for entry in entries[1:]:
         assert entry["verdict"] == "passed"
         assert {m["name"]: m["verdict"] for m in entry["metrics"]} == {
