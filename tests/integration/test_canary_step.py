@@ -107,6 +107,9 @@ def test_error_burst_at_30_rolls_back(make_app, lab_endpoints):
             wait_weight(app, 30, proc)
             Faults.from_endpoints(lab_endpoints).inject("error_burst", namespace=app.namespace, name="reviews-canary",
                                                         target_kind="Deployment", params={"ratio": 0.5})
+            # the breach is visible in Prometheus (the 5xx of the canary workload)
+            errors = app.canary_requests_query().replace('destination_workload="reviews-canary"', 'destination_workload="reviews-canary",response_code=~"5.."')
+            assert app.wait_for(errors, lambda v: v > 0) > 0
             out, _ = proc.communicate(timeout=180)
         finally:
             if proc.poll() is None:
@@ -141,6 +144,7 @@ def test_zero_traffic_is_inconclusive_and_fails_without_promoting(make_app):
     app = make_app(rps=0)
     rc, result, out = run_canary(app, analysis=ANALYSIS, max_inconclusive=3, **LOOP)
     assert rc == 0, out
+    assert app.query(app.canary_requests_query("1m")) == []  # Istio has no series at all for the canary
     entries = history(app)
     assert [h["decision"] for h in entries] == ["advanced", "inconclusive", "inconclusive", "rolled_back"]
     assert all(h.get("verdict") in (None, "inconclusive") for h in entries)
