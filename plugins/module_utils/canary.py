@@ -46,6 +46,7 @@ ACTIONS = ('step', 'set_weight', 'promote', 'rollback', 'analyze', 'status')
 DECISIONS = ('advanced', 'held', 'promoted', 'rolled_back', 'inconclusive', 'failed')
 TERMINAL_PHASES = ('promoted', 'rolled_back', 'failed')
 DEFAULT_STEPS = [10, 30, 50, 80, 100]
+BUILTIN_METRICS = ('success_rate', 'error_rate', 'latency')
 
 _DURATION_RE = re.compile(r'^((\d+)(ms|s|m|h|d|w|y))+$')
 _DURATION_PART = re.compile(r'(\d+)(ms|s|m|h|d|w|y)')
@@ -149,6 +150,14 @@ def _bound(raw, name):
     return value
 
 
+def _builtin(analysis, enabled, key, option, default):
+    """The bound of a built-in metric, None when the metric is not in analysis.builtin_metrics."""
+    if key not in enabled:
+        return None
+    value = analysis.get(option)
+    return default if value is None else _bound(value, 'analysis.' + option)
+
+
 def options_from_params(params):
     """Validate the module parameters; return the normalised options dict used by everything else."""
     analysis = dict(params.get('analysis') or {})
@@ -169,7 +178,7 @@ def options_from_params(params):
     reporter = analysis.get('reporter') or 'destination'
     if reporter not in ('destination', 'source'):
         raise CanaryError('analysis.reporter must be destination or source, got %r' % (reporter,))
-    quantile = _bound(analysis.get('latency_quantile', 0.95), 'analysis.latency_quantile')
+    quantile = _bound(analysis.get('latency_quantile') if analysis.get('latency_quantile') is not None else 0.95, 'analysis.latency_quantile')
     if quantile is None or not 0 < quantile < 1:
         raise CanaryError('analysis.latency_quantile must be between 0 and 1 (exclusive), got %r' % (quantile,))
     custom = []
@@ -187,6 +196,11 @@ def options_from_params(params):
         if low is not None and high is not None and low > high:
             raise CanaryError('analysis.metrics[%d] (%s): min %g is above max %g' % (idx, name, low, high))
         custom.append({'name': name, 'query': str(item['query']), 'min': low, 'max': high})
+    builtins = analysis.get('builtin_metrics')
+    builtins = list(BUILTIN_METRICS) if builtins is None else list(builtins)
+    unknown = [b for b in builtins if b not in BUILTIN_METRICS]
+    if unknown:
+        raise CanaryError('analysis.builtin_metrics: unknown %s (known: %s)' % (', '.join(unknown), ', '.join(BUILTIN_METRICS)))
     min_requests = int(analysis.get('min_requests', 20) if analysis.get('min_requests') is not None else 20)
     if min_requests < 0:
         raise CanaryError('analysis.min_requests must be >= 0')
@@ -212,10 +226,10 @@ def options_from_params(params):
             'interval_seconds': interval_seconds,
             'min_requests': min_requests,
             'reporter': reporter,
-            'success_rate_min': _bound(analysis.get('success_rate_min', 95.0), 'analysis.success_rate_min'),
-            'error_rate_max': _bound(analysis.get('error_rate_max', 1.0), 'analysis.error_rate_max'),
+            'success_rate_min': _builtin(analysis, builtins, 'success_rate', 'success_rate_min', 95.0),
+            'error_rate_max': _builtin(analysis, builtins, 'error_rate', 'error_rate_max', 1.0),
             'latency_quantile': quantile,
-            'latency_max_ms': _bound(analysis.get('latency_max_ms', 500.0), 'analysis.latency_max_ms'),
+            'latency_max_ms': _builtin(analysis, builtins, 'latency', 'latency_max_ms', 500.0),
             'metrics': custom,
             'compare': {
                 'enabled': bool(compare.get('enabled', False)),

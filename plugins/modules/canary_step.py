@@ -141,22 +141,26 @@ options:
         type: str
         choices: [destination, source]
         default: destination
+      builtin_metrics:
+        description:
+          - The built-in checks to run on the canary's Istio telemetry. An empty list keeps only the traffic check
+            (O(analysis.min_requests)), custom metrics and the comparison.
+        type: list
+        elements: str
+        choices: [success_rate, error_rate, latency]
+        default: [success_rate, error_rate, latency]
       success_rate_min:
-        description: Minimum request success rate (non-5xx responses) in percent. C(null) disables the check.
+        description: Minimum request success rate (non-5xx responses) in percent; 95 when omitted.
         type: float
-        default: 95.0
       error_rate_max:
-        description: Maximum request error rate (5xx responses) in percent. C(null) disables the check.
+        description: Maximum request error rate (5xx responses) in percent; 1 when omitted.
         type: float
-        default: 1.0
       latency_quantile:
-        description: Quantile of C(istio_request_duration_milliseconds) checked against O(analysis.latency_max_ms).
+        description: Quantile of C(istio_request_duration_milliseconds) checked against O(analysis.latency_max_ms) and compared; 0.95 when omitted.
         type: float
-        default: 0.95
       latency_max_ms:
-        description: Maximum request duration at O(analysis.latency_quantile) in milliseconds. C(null) disables the check.
+        description: Maximum request duration at O(analysis.latency_quantile) in milliseconds; 500 when omitted.
         type: float
-        default: 500.0
       metrics:
         description:
           - Custom PromQL metrics. The query must return one series (aggregate it). C($namespace), C($canary_workload),
@@ -409,10 +413,11 @@ def _argument_spec():
         interval=dict(type='str', default='1m'),
         min_requests=dict(type='int', default=20),
         reporter=dict(type='str', choices=['destination', 'source'], default='destination'),
-        success_rate_min=dict(type='float', default=95.0),
-        error_rate_max=dict(type='float', default=1.0),
-        latency_quantile=dict(type='float', default=0.95),
-        latency_max_ms=dict(type='float', default=500.0),
+        builtin_metrics=dict(type='list', elements='str', choices=list(cn.BUILTIN_METRICS), default=list(cn.BUILTIN_METRICS)),
+        success_rate_min=dict(type='float'),
+        error_rate_max=dict(type='float'),
+        latency_quantile=dict(type='float'),
+        latency_max_ms=dict(type='float'),
         metrics=dict(type='list', elements='dict', options=metric),
         compare=dict(type='dict', options=compare, default={}),
     )

@@ -253,3 +253,19 @@ def test_manual_rollback_and_status(make_app):
     assert app.weights() == {"stable": 100, "canary": 0}
     rc, result, out = run_canary(app, analysis=ANALYSIS)
     assert rc == 0 and result["decision"] == "rolled_back" and result["changed"] is False, out
+
+
+def test_comparison_with_stable_rolls_back_a_worse_canary(make_app):
+    app = make_app()
+    app.set_traffic(version="canary", error_ratio=0.1)
+    analysis = {**ANALYSIS, "builtin_metrics": ["latency"], "compare": {"enabled": True, "error_ratio_tolerance": 1.0}}
+    rc, result, out = run_canary(app, analysis=analysis, max_failed_checks=1, **LOOP)
+    assert rc == 0, out
+    assert result["decision"] == "rolled_back" and app.weights() == {"stable": 100, "canary": 0}
+    names = {m["name"] for m in result["analysis"]["metrics"]}
+    assert names == {"request_count", "request_duration"}  # the absolute error checks were disabled
+    comparison = {c["name"]: c for c in result["analysis"]["comparisons"]}
+    errors = comparison["error_ratio_vs_stable"]
+    assert errors["verdict"] == "failed" and errors["p_value"] < 0.05
+    assert errors["canary_ratio"] > 0.05 and errors["stable_ratio"] == 0.0
+    assert comparison["latency_vs_stable"]["verdict"] in ("passed", "failed")

@@ -420,7 +420,7 @@ def test_analysis_unavailable_and_bad_query():
 
 
 def test_comparison_with_stable():
-    o = opts(analysis={'interval': '30s', 'min_requests': 20, 'error_rate_max': None, 'success_rate_min': None,
+    o = opts(analysis={'interval': '30s', 'min_requests': 20, 'builtin_metrics': ['latency'],
                        'compare': {'enabled': True, 'error_ratio_tolerance': 1.0}})
 
     def query_for(canary_errors, canary_requests, canary_ms=100.0, stable_ms=100.0):
@@ -484,3 +484,12 @@ def test_weight_below_the_first_step_is_analysed_before_advancing():
     assert c.needs_analysis('step', state, o, T0 + 30)
     out = run(state, o, T0 + 30, passed())
     assert out['decision'] == 'advanced' and out['weight_after'] == 10 and out['step_index'] == 0
+
+
+def test_builtin_metrics_selection():
+    o = opts(analysis={'interval': '30s', 'builtin_metrics': ['error_rate'], 'error_rate_max': 2.5})
+    assert [m['name'] for m in c.build_metrics(o)] == ['request_count', 'request_error_rate']
+    assert c.build_metrics(o)[1]['max'] == 2.5
+    assert [m['name'] for m in c.build_metrics(opts(analysis={'builtin_metrics': []}))] == ['request_count']
+    with pytest.raises(c.CanaryError, match='unknown cpu'):
+        opts(analysis={'builtin_metrics': ['cpu']})
