@@ -31,6 +31,7 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 TARGET_FA_PER_POD_DAY = 1.0
 CALIBRATION_FA = 0.5   # calibrate below the target to leave room for data the threshold was not fitted on
 PERSISTENCE = ad.DEFAULT_CONFIG["persistence"]
+HARD_NEGATIVE_MV_WEIGHT = 1.0  # the detector setting the classifier's hard negatives were mined with
 
 SIZES = {
     "quick": {"clf_per_type": 25, "clf_healthy": 60, "cal_healthy": 16, "cal_per_type": 2, "points_per_pod": 3},
@@ -72,7 +73,7 @@ def feature_rows(pod, rng, points, config=None, hard_negative_threshold=5.0):
             at = int(rng.integers(min(prep.ref_end + 5, n - 1), n))
             add(at - int(rng.uniform(30, 120) / step), at, "healthy")
         # hard negatives: where the detector would alarm on a healthy pod at a low threshold
-        scored = ad.score_prepared(prep, cfg)
+        scored = ad.score_prepared(prep, dict(cfg, mv_weight=HARD_NEGATIVE_MV_WEIGHT))
         _flags, eps, _k = ad.decide(scored, hard_negative_threshold, PERSISTENCE)
         for start, alarm_idx, end in eps[:3]:
             c_start, at = ad.classification_rows(step, start, alarm_idx, end)
@@ -100,11 +101,12 @@ def make_classifier(seed):
 
 
 def calibration_pods(seed, size):
-    """Healthy pods (half a day long, half 6 hours: early history is where scores are least stable)
+    """Healthy pods (24 h, 6 h and 1.5 h long: early history is where scores are least stable)
     plus a few anomalous pods, whose pre-onset time also counts as normal."""
     half = size["cal_healthy"] // 2
     return (gen.generate_set(seed + 7, size["cal_per_type"], half, hours=3.0, healthy_hours=24.0)
-            + gen.generate_set(seed + 8, 0, size["cal_healthy"] - half, hours=6.0))
+            + gen.generate_set(seed + 8, 0, size["cal_healthy"] - half, hours=6.0)
+            + gen.generate_set(seed + 9, 0, size["cal_healthy"], hours=1.5))   # the first hour after the reference window
 
 
 def calibrate_detector(seed, size, config=None, log=print):
@@ -134,6 +136,30 @@ def train(version=VERSION, seed=SEED, size_name="full", models_dir=MODELS_DIR, l
     clf = make_classifier(seed).fit(X, y)
     fit_seconds = time.time() - t1
     log(f"  classifier fitted in {fit_seconds:.1f}s")
+    return _finish(version, seed, size_name, models_dir, log, clf, X, y, t0, fit_seconds)
+
+
+def recalibrate(version=VERSION, models_dir=MODELS_DIR, log=print):
+    """Recompute only the detector calibration of an existing artifact (the classifier is reused after its
+    sha256 check); what ``train`` would write with the same seed, since the classifier does not depend on it."""
+    artifact = am.load(version=version, models_dir=models_dir)
+    manifest = artifact["manifest"]
+    size = SIZES[manifest["training_size"]]
+    t0 = time.time()
+    threshold, cal_metrics = calibrate_detector(manifest["seed"], size, log=log)
+    detector = dict(ad.DEFAULT_CONFIG)
+    detector.update({"threshold": threshold, "target_false_alarms_per_pod_day": TARGET_FA_PER_POD_DAY,
+                     "calibration_false_alarms_per_pod_day": CALIBRATION_FA, "calibration": cal_metrics})
+    manifest["detector"] = detector
+    manifest["metrics"] = {}
+    manifest.setdefault("timings_seconds", {})["calibration"] = round(time.time() - t0, 1)
+    am.write_manifest(artifact["path"], manifest)
+    log(f"recalibrated {artifact['path']}: threshold {threshold}")
+    return artifact["path"], manifest
+
+
+def _finish(version, seed, size_name, models_dir, log, clf, X, y, t0, fit_seconds):  # noqa: PLR0917
+    size = SIZES[size_name]
     t2 = time.time()
     log("calibrating the detector threshold")
     threshold, cal_metrics = calibrate_detector(seed, size, log=log)
@@ -186,8 +212,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--models-dir", default=MODELS_DIR)
+    parser.add_argument("--calibrate-only", action="store_true", help="recompute the detector calibration of an existing artifact")
     args = parser.parse_args(argv)
-    train(args.version, args.seed, args.size, args.models_dir)
+    if args.calibrate_only:
+        recalibrate(args.version, args.models_dir)
+    else:
+        train(args.version, args.seed, args.size, args.models_dir)
     return 0
 
 
