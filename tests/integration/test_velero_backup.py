@@ -153,7 +153,7 @@ def test_partially_failed_is_reported_with_reasons(lab_endpoints, cluster, app_n
     assert failing.get("failed") and not failing["changed"]
     assert failing["backup"]["phase"] == "PartiallyFailed" and failing["backup"]["errors"] == 2
     assert f"Backup velero/{name} is PartiallyFailed with 2 error(s)" in failing["msg"]
-    assert "first errors: namespace %s: error executing custom action" % app_ns in failing["msg"]
+    assert f"first errors: namespace {app_ns}: error executing custom action" in failing["msg"]
     assert len(failing["details"]["errors"]) == 2 and all("lab fault backup_partially_failed" in e for e in failing["details"]["errors"])
     assert failing["details"]["log_errors"] and failing["details"]["unavailable"] == []
     assert not accepted.get("failed") and accepted["details"] == failing["details"]
@@ -304,7 +304,7 @@ def test_stuck_in_progress_fails_with_the_diagnosis(lab_endpoints, cluster, app_
 
 
 def test_list_reports_backups_newest_first(lab_endpoints, cluster, app_ns):
-    first, second, listed = run_steps(lab_endpoints, [
+    _first, _second, listed = run_steps(lab_endpoints, [
         step(action="backup", name=f"{app_ns}-l1", included_namespaces=[app_ns]),
         step(action="backup", name=f"{app_ns}-l2", included_namespaces=[app_ns]), step(action="list")])
     names = [b["name"] for b in listed["backups"]]
