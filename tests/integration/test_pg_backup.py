@@ -1,0 +1,105 @@
+"""machinenativeops.platform.pg_backup through ansible-playbook against the lab's PostgreSQL and S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from lab.s3 import s3_client
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
+
+
+def run_steps(endpoints: dict, steps: list[dict]) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        extra = Path(tmp) / "extra.json"
+        extra.write_text(json.dumps({"velero_steps": steps, "velero_result_file": str(out)}))
+        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
+                               str(RUN), "-e", f"@{extra}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def pg(lab_endpoints):
+    info = lab_endpoints["postgres"]
+    psql = [f"{info['bindir']}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    # The verifying role creates scratch databases: grant CREATEDB as a DBA would (local socket, postgres superuser).
+    subprocess.run([*psql, "-h", info["socket_dir"], "-p", str(info["port"]), "-U", "postgres", "-d", "postgres",
+                    "-c", f"ALTER ROLE {info['user']} CREATEDB"], check=True)
+    # A database of its own (the lab's database name equals its throwaway password, which Ansible masks in results).
+    exists = subprocess.run([*psql, "-At", info["dsn"], "-c", "SELECT 1 FROM pg_database WHERE datname = 'shop'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run([*psql, info["dsn"], "-c", "CREATE DATABASE shop"], check=True)
+    shop_dsn = info["dsn"].rsplit("/", 1)[0] + "/shop"
+    subprocess.run([*psql, shop_dsn, "-c",
+                    "CREATE TABLE IF NOT EXISTS shop_orders (id int primary key, total numeric);"
+                    "INSERT INTO shop_orders SELECT g, g * 2 FROM generate_series(1, 250) g ON CONFLICT DO NOTHING;"], check=True)
+    return info
+
+
+def args(pg: dict, **extra) -> dict:
+    base = {"database": "shop", "login_host": pg["host"], "login_port": pg["port"], "login_user": pg["user"],
+            "login_password": pg["password"], "ssl_mode": "disable", "maintenance_db": pg["dbname"], "key_prefix": "it-postgres"}
+    base.update(extra)
+    return base
+
+
+def step(pg: dict, check: bool = False, **extra) -> dict:
+    return {"module": "pg_backup", "args": args(pg, **extra), "check": check}
+
+
+def test_dump_to_s3_then_restore_and_check(lab_endpoints, pg):
+    db = "shop"
+    results = run_steps(lab_endpoints, [
+        step(pg, check=True, action="backup", max_age=14400),
+        step(pg, action="backup", max_age=14400),
+        step(pg, action="backup", max_age=14400),
+        step(pg, check=True, action="backup", max_age=14400),
+        step(pg, action="list"),
+        step(pg, check=True, action="verify", check_query="SELECT count(*) FROM shop_orders", check_min=250),
+        step(pg, action="verify", check_query="SELECT count(*) FROM shop_orders", check_min=250),
+        step(pg, action="verify", check_query="SELECT count(*) FROM shop_orders", check_expect="999"),
+    ])
+    predicted, taken, skipped, predicted_skip, listed, verify_check, verified, wrong = results
+    assert predicted["changed"] and predicted["plan"]["due"] and predicted["dump"] is None
+    assert taken["changed"] and not taken.get("failed"), taken.get("msg")
+    key = taken["dump"]["key"]
+    assert key.startswith(f"it-postgres/{db}/{db}-") and key.endswith(".dump") and taken["dump"]["size"] > 0
+    assert not skipped["changed"] and not skipped["plan"]["due"] and skipped["dump"]["key"] == key
+    assert not predicted_skip["changed"]
+    assert [d["key"] for d in listed["dumps"]] == [key]
+    s3 = s3_client(lab_endpoints["s3"])
+    head = s3.head_object(Bucket=lab_endpoints["s3"]["bucket"], Key=key)
+    assert head["Metadata"]["sha256"] == taken["dump"]["sha256"]
+    sidecar = s3.get_object(Bucket=lab_endpoints["s3"]["bucket"], Key=key + ".sha256")["Body"].read().decode()
+    assert sidecar.split()[0] == taken["dump"]["sha256"]
+
+    assert not verify_check["changed"] and verify_check["verification"]["restore_skipped"]
+    assert [c["name"] for c in verify_check["verification"]["checks"]] == ["dump_present", "checksum", "archive_readable"]
+    assert not verified.get("failed"), verified.get("msg")
+    report = verified["verification"]
+    assert report["passed"] and report["key"] == key and report["check_result"] == "250"
+    assert [c["name"] for c in report["checks"]] == ["dump_present", "checksum", "archive_readable", "restore", "tables_restored", "check_query"]
+    assert report["scratch_dropped"] and not verified["changed"]
+    assert wrong.get("failed") and wrong["verification"]["failed_checks"] == ["check_query"]
+    assert "check query returned '250', expected '999'" in wrong["msg"]
+
+
+def test_dump_errors_name_the_database(lab_endpoints, pg):
+    (missing,) = run_steps(lab_endpoints, [step(pg, action="backup", database="no_such_db")])
+    assert missing.get("failed") and "pg_dump of database no_such_db failed" in missing["msg"]
+    (nothing,) = run_steps(lab_endpoints, [step(pg, action="verify", database="no_such_db")])
+    assert nothing.get("failed") and "no dump of database no_such_db" in nothing["msg"]
