@@ -61,7 +61,8 @@ yamllint:
 ansible-lint:
 	$(BIN)/ansible-lint --offline --profile production
 
-sanity: ## ansible-test sanity on a staged copy (ansible-test resolves symlinks)
+sanity: venv ## ansible-test sanity on a staged copy (ansible-test resolves symlinks), offline-capable
+	$(PY) tools/ansible_test_offline_bootstrap.py
 	@mkdir -p $(SANITY_ROOT)
 	rsync -a --delete --exclude-from=.sanity-exclude ./ $(SANITY_ROOT)/
 	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --python 3.11 --color no

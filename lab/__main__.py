@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 
+from lab import orchestrator
 from lab.services import LabError
 
 # Subcommands owned by other parts of the lab: "name": ("module", "help").
@@ -17,6 +18,7 @@ EXTERNAL = {
     "apiserver": ("lab.apiserver.main", "run the API emulator in the foreground"),
     "controllers": ("lab.controllers.main", "run the simulated controllers in the foreground"),
     "exporters": ("lab.exporters.main", "run the metrics exporters in the foreground"),
+    "history": ("lab.history", "preload metric history into a running lab"),
 }
 
 
@@ -46,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(sub.add_parser(name, help=help_text))
         external[name] = module
     args = parser.parse_args(argv)
-    from lab import orchestrator
-
     try:
         if args.command == "up":
             endpoints = orchestrator.up(args.dir, _names(args.only), _names(args.without))

@@ -51,13 +51,18 @@ FAULT_KINDS: dict[str, dict] = {
     "bsl_unavailable": {"targets": ["BackupStorageLocation"], "effect": "controller",
                         "help": "the BackupStorageLocation validates as Unavailable; new backups fail validation"},
     # effects the exporters simulate (metrics only)
-    "cpu_spike": {"targets": WORKLOADS, "effect": "metrics", "help": "container CPU usage jumps (param factor)"},
-    "memory_leak": {"targets": WORKLOADS, "effect": "metrics", "help": "container memory working set grows steadily (param rate)"},
-    "oom_kill": {"targets": WORKLOADS, "effect": "metrics", "help": "memory climbs to the limit and OOM kills show in the metrics"},
-    "latency_rise": {"targets": WORKLOADS, "effect": "metrics", "help": "request latency of the workload rises (param factor)"},
-    "error_burst": {"targets": WORKLOADS, "effect": "metrics", "help": "5xx error ratio of the workload rises (param ratio)"},
-    "network_saturation": {"targets": [*WORKLOADS, "Node"], "effect": "metrics", "help": "network bytes and drops rise"},
-    "disk_fill": {"targets": [*WORKLOADS, "Node"], "effect": "metrics", "help": "filesystem usage climbs towards full"},
+    "cpu_spike": {"targets": WORKLOADS, "effect": "metrics",
+        "help": "container CPU usage jumps to `ratio` of its limit (default 0.97), or to usage times `factor` when given"},
+    "memory_leak": {"targets": WORKLOADS, "effect": "metrics",
+        "help": "container memory working set grows by `bytes_per_minute` (default a tenth of the limit per minute)"},
+    "oom_kill": {"targets": WORKLOADS, "effect": "metrics",
+        "help": "memory climbs to the limit and OOM kills show in the metrics every `period_seconds` (default 60)"},
+    "latency_rise": {"targets": WORKLOADS, "effect": "metrics", "help": "request latency of the workload rises `factor` times (default 5)"},
+    "error_burst": {"targets": WORKLOADS, "effect": "metrics", "help": "5xx error ratio of the workload rises to `ratio` (default 0.5)"},
+    "network_saturation": {"targets": [*WORKLOADS, "Node"], "effect": "metrics",
+        "help": "network bytes rise to `bytes_per_second` (default 125e6) and drops appear"},
+    "disk_fill": {"targets": [*WORKLOADS, "Node"], "effect": "metrics",
+        "help": "filesystem usage climbs to `ratio` of its limit (default 0.97) over `duration_seconds` (default 60)"},
 }
 
 

@@ -39,13 +39,14 @@ def up(lab_dir: Path | str, only: set[str] | None = None, without: set[str] | No
         try:
             for service in load_services(only, without):
                 t = time.monotonic()
-                info = service.start(ctx) or {}
+                # Listed before start() so a service that fails half-way is stopped too.
                 started.append(service)
+                info = service.start(ctx) or {}
                 ctx.endpoints[service.name] = info
                 ctx.endpoints["services"].append(service.name)
                 ctx.endpoints["timings"][service.name] = round(time.monotonic() - t, 3)
         except BaseException:
-            for service in reversed(started):
+            for service in reversed(started):  # stop() of a service that never started is a no-op
                 try:
                     service.stop(ctx)
                 except Exception as exc:  # keep stopping the others

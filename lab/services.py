@@ -72,7 +72,7 @@ class LabContext:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_dir / f"{name}.log", "ab")
         kwargs: dict = {}
         if user is not None and os.geteuid() == 0:
             kwargs["user"] = user
@@ -126,7 +126,7 @@ class LabContext:
             if proc is not None and proc.poll() is not None:
                 raise LabError(f"{name} exited with code {proc.returncode} while starting:\n{self.log_tail(name)}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status in ok:
                         return
                     last = f"HTTP {resp.status}"

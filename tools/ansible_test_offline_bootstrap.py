@@ -10,7 +10,7 @@ to the exact version ansible-test asked for through the ordinary package index c
 All later requirement installs (pylint, voluptuous, ...) are plain ``pip install`` calls made by
 ansible-test itself.
 
-Usage: ``python tools/ansible_test_offline_bootstrap.py [--ansible-test-python PATH]``
+Usage: ``python tools/ansible_test_offline_bootstrap.py [--cache-dir DIR]``
 (run it with the interpreter of the virtualenv that has ansible-core installed).
 """
 

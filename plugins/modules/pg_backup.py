@@ -241,7 +241,12 @@ verification:
   type: dict
   contains:
     passed: {description: Whether every check passed., type: bool}
-    checks: {description: "Each check (C(dump_present), C(checksum), C(archive_readable), C(restore), C(tables_restored), C(check_query)) with C(name), C(passed), C(reason).", type: list, elements: dict}
+    checks:
+      description:
+        - Each check with C(name), C(passed), C(reason), among C(dump_present), C(checksum), C(archive_readable),
+          C(scratch_database), C(restore), C(tables_restored), C(check_query), C(cleanup).
+      type: list
+      elements: dict
     failed_checks: {description: Names of the failed checks., type: list, elements: str}
     check_result: {description: First value returned by the check query., type: str}
     key: {description: The verified dump., type: str}

@@ -398,8 +398,15 @@ verification:
     passed: {description: Whether every check passed., type: bool}
     checks: {description: "Every check: C(name), C(passed), C(reason) (S3 checks, then the restore test's).", type: list, elements: dict}
     failed_checks: {description: Names of the failed checks., type: list, elements: str}
-    s3: {description: "The S3 report: C(location), C(tarball_size), C(items), C(resources), C(namespaces), C(format_version), C(seconds).", type: dict}
-    restore_test: {description: "The restore test: C(restore), C(namespace_mapping), C(compared), C(source_objects), C(restored_objects), C(cleanup), C(seconds).", type: dict}
+    s3:
+      description:
+        - The S3 report, C(location), C(tarball_size), C(items), C(resources), C(namespaces), C(format_version), C(checks), C(seconds).
+      type: dict
+    restore_test:
+      description:
+        - The restore test, C(restore), C(namespace_mapping), C(compared), C(source_objects), C(restored_objects), C(not_compared),
+          C(cleanup), C(checks), C(seconds).
+      type: dict
 backups:
   description: Backups, newest first (summaries as in RV(backup)).
   returned: when O(action=list)
