@@ -65,6 +65,8 @@ sanity: venv ## ansible-test sanity on a staged copy (ansible-test resolves syml
 	$(PY) tools/ansible_test_offline_bootstrap.py
 	@mkdir -p $(SANITY_ROOT)
 	rsync -a --delete --exclude-from=.sanity-exclude ./ $(SANITY_ROOT)/
+	@# A repository of its own: otherwise ansible-test lists files through this checkout's git, which ignores build/.
+	[ -d $(SANITY_ROOT)/.git ] || git -C $(SANITY_ROOT) init -q
 	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --python 3.11 --color no
 
 unit: ## pytest unit tests of module_utils and plugins

@@ -507,8 +507,8 @@ def run_restore_test(client, backup_name, velero_namespace, namespaces, items, t
     body = V.restore_body(restore_name, velero_namespace, spec, labels={'machinenativeops.io/restore-test': 'true'})
     try:
         client.create(V.API_VERSION, 'Restore', body, namespace=velero_namespace)
-        _, summary = V.wait_for_phase(client, 'Restore', restore_name, velero_namespace, timeout, poll_interval,
-                                      in_progress_deadline=in_progress_deadline)
+        _obj, summary = V.wait_for_phase(client, 'Restore', restore_name, velero_namespace, timeout, poll_interval,
+                                         in_progress_deadline=in_progress_deadline)
         report['restore'] = summary
         report['checks'].append(check('restore_phase', summary['phase'] == 'Completed', 'Restore %s is %s%s' % (
             restore_name, summary['phase'], '' if summary['phase'] == 'Completed' else ': %s' % V.diagnose(summary))))

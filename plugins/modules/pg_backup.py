@@ -26,7 +26,7 @@ description:
   - The PostgreSQL client programs are used (C(pg_dump), C(pg_restore), C(psql), from O(bindir) or the newest
     C(/usr/lib/postgresql/*/bin)); the password is passed in the environment, never on a command line.
 author:
-  - machinenativeops platform team
+  - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
   - machinenativeops.platform.attributes
 attributes:
@@ -228,7 +228,7 @@ dump:
     checksum_key: {description: Key of the C(.sha256) file., type: str}
     sha256: {description: SHA-256 of the dump., type: str}
     size: {description: Bytes., type: int}
-    time: {description: When the dump was taken (UTC, ISO 8601)., type: str}
+    time: {description: 'When the dump was taken (UTC, ISO 8601).', type: str}
     dump_seconds: {description: Seconds pg_dump ran., type: float}
 plan:
   description: Whether a dump was due and why.
@@ -277,7 +277,7 @@ def argument_spec():
     spec = dict(
         action=dict(type='str', choices=['backup', 'verify', 'list'], default='backup'),
         database=dict(type='str', required=True),
-        key_prefix=dict(type='str', default='postgres'),
+        key_prefix=dict(type='str', default='postgres', no_log=False),
         key=dict(type='str', no_log=False),
         max_age=dict(type='int'),
         dump_options=dict(type='list', elements='str'),

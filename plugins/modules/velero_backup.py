@@ -30,7 +30,7 @@ description:
   - The bucket, prefix, endpoint and region default to the C(BackupStorageLocation) of the backup; the credentials come from
     the C(s3_*) options or the usual AWS environment variables.
 author:
-  - machinenativeops platform team
+  - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
   - machinenativeops.platform.kube_auth
   - machinenativeops.platform.attributes
@@ -577,8 +577,8 @@ class Runner:
             existing = created
         if self.p['wait'] and not self.module.check_mode:
             try:
-                existing, _ = self.timed('wait', V.wait_for_phase, self.client, kind, name, self.ns, self.p['wait_timeout'],
-                                         self.p['poll_interval'], self.p['in_progress_deadline'])
+                existing, _summary = self.timed('wait', V.wait_for_phase, self.client, kind, name, self.ns, self.p['wait_timeout'],
+                                                self.p['poll_interval'], self.p['in_progress_deadline'])
             except V.VeleroError as exc:
                 obj = self.client.get(V.API_VERSION, kind, name, self.ns) or existing
                 self.report(kind, obj, key)

@@ -110,7 +110,7 @@ def test_error_burst_at_30_rolls_back(make_app, lab_endpoints):
             # the breach is visible in Prometheus (the 5xx of the canary workload)
             errors = app.canary_requests_query().replace('destination_workload="reviews-canary"', 'destination_workload="reviews-canary",response_code=~"5.."')
             assert app.wait_for(errors, lambda v: v > 0) > 0
-            out, _ = proc.communicate(timeout=180)
+            out, _err = proc.communicate(timeout=180)
         finally:
             if proc.poll() is None:
                 kill_tree(proc)

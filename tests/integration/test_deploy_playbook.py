@@ -79,7 +79,7 @@ def test_canary_strategy_rolls_back_on_errors(app, tmp_path):
 
 
 def test_rolling_strategy_updates_the_image(app, tmp_path):
-    rc, _, out = deploy(app, tmp_path, deploy_strategy="rolling")
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling")
     assert rc == 0, out[-4000:]
     assert stable_image(app) == "example/reviews:2.0.0"
     assert [n["outcome"] for n in notifications(app)] == ["deployed"]
@@ -87,7 +87,7 @@ def test_rolling_strategy_updates_the_image(app, tmp_path):
 
 def test_rolling_strategy_undoes_a_stuck_rollout(app, tmp_path, lab_endpoints):
     Faults.from_endpoints(lab_endpoints).inject("rollout_stuck", namespace=app.namespace, name="reviews", target_kind="Deployment")
-    rc, _, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_rollout_timeout=8)
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_rollout_timeout=8)
     assert rc != 0
     assert "was rolled back" in out
     assert stable_image(app) == "example/reviews:1.0.0"

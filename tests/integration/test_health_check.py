@@ -454,9 +454,9 @@ def test_health_playbook_reports_and_fails_on_findings(tmp_path, lab_endpoints, 
         admin.reconcile()
         admin.advance(2)
         env = _env()
+        extra = {"lab_dir": lab_endpoints["lab_dir"], "health_namespaces": [NS], "health_checks": ["pods"]}
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
-               str(ROOT / "playbooks" / "health.yml"), "-e", json.dumps({"lab_dir": lab_endpoints["lab_dir"], "health_namespaces": [NS],
-                                                                          "health_checks": ["pods"]})]
+               str(ROOT / "playbooks" / "health.yml"), "-e", json.dumps(extra)]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 2, proc.stdout
         pod = pod_names(kube, "crash-loop")[0]

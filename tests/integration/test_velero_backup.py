@@ -222,9 +222,9 @@ def test_restore_action_into_a_mapped_namespace(lab_endpoints, cluster, app_ns):
 def test_schedule_idempotence_diff_and_restore_from_schedule(lab_endpoints, cluster, app_ns):
     sname = f"{app_ns}-hourly"
     base = {"action": "schedule", "name": sname, "schedule": "0 * * * *", "included_namespaces": [app_ns], "ttl": "168h"}
-    changed_ttl = dict(base, ttl="720h")
+    changed_ttl = {**base, "ttl": "720h"}
     results = run_steps(lab_endpoints, [
-        step(check=True, diff=True, **base), step(diff=True, **base), step(diff=True, **dict(base, ttl="168h0m0s")),
+        step(check=True, diff=True, **base), step(diff=True, **base), step(diff=True, **{**base, "ttl": "168h0m0s"}),
         step(check=True, diff=True, **changed_ttl), step(diff=True, **changed_ttl), step(**changed_ttl),
         step(action="status", schedule_name=sname)])
     predicted, created, same, predicted_change, updated, same_again, status = results

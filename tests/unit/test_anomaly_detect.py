@@ -157,7 +157,7 @@ def test_alarm_flags_and_episodes():
 
 def test_calibrate_threshold_meets_the_target():
     rng = np.random.default_rng(0)
-    scores = [np.abs(rng.standard_t(3, 5760)) for _ in range(10)]
+    scores = [np.abs(rng.standard_t(3, 5760)) for _i in range(10)]
     thr, rate = ad.calibrate_threshold(scores, 10.0, [4] * 10, 1.0)
     assert rate <= 1.0
     total = sum(ad.count_alarm_episodes(s, 4, thr - 0.05) for s in scores)

@@ -164,7 +164,7 @@ def test_rolling_baseline_is_causal_and_lagged():
     med, mad = af.rolling_baseline(v, 40, 5, 10, stride=4)
     w = v.copy()
     w[150:] += 100.0      # a change from row 150 on
-    med2, _ = af.rolling_baseline(w, 40, 5, 10, stride=4)
+    med2, _mad2 = af.rolling_baseline(w, 40, 5, 10, stride=4)
     np.testing.assert_array_equal(med[:155], med2[:155])   # rows < 150 + gap never see the change
     assert np.all(np.isnan(med[:5]))
     assert np.nanmax(np.abs(med)) < 1.0 and np.nanmin(mad) > 0

@@ -184,7 +184,7 @@ def test_reconcile_new_revision_and_drift():
 # -- the state machine ------------------------------------------------------------------------------
 def test_healthy_canary_walks_every_step_and_promotes():
     o = opts()
-    state, _ = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
+    state, _events = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
     now = T0
     out = run(state, o, now)
     assert out['decision'] == 'advanced' and out['weight_after'] == 10
@@ -206,7 +206,7 @@ def test_healthy_canary_walks_every_step_and_promotes():
 
 def test_same_window_does_not_advance_twice():
     o = opts()
-    state, _ = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
+    state, _events = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
     out = run(state, o, T0)
     out = run(out['state'], o, T0 + 30, passed())
     assert out['weight_after'] == 30
@@ -220,7 +220,7 @@ def test_same_window_does_not_advance_twice():
 
 def test_error_burst_rolls_back_after_max_failed_checks():
     o = opts(max_failed_checks=2)
-    state, _ = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
+    state, _events = c.reconcile_state(None, {'stable': 100, 'canary': 0}, o, T0)
     out = run(state, o, T0)
     out = run(out['state'], o, T0 + 30, passed())
     out = run(out['state'], o, T0 + 60, verdict('failed'))
@@ -262,7 +262,7 @@ def test_zero_traffic_is_inconclusive_then_fails_without_promoting():
     state.update(step_index=0, weight=10, last_change_at=c.format_time(T0))
     decisions = []
     now = T0
-    for _ in range(3):
+    for _i in range(3):
         now += 30
         out = run(state, o, now, verdict('inconclusive'))
         state = out['state']
@@ -340,7 +340,7 @@ def test_history_is_bounded():
     state = c.new_state('v2', T0)
     state.update(step_index=0, weight=10, last_change_at=c.format_time(T0))
     now = T0
-    for _ in range(c.HISTORY_LIMIT + 5):
+    for _i in range(c.HISTORY_LIMIT + 5):
         now += 30
         state = run(state, o, now, verdict('inconclusive'))['state']
     assert len(state['history']) == c.HISTORY_LIMIT and state['inconclusive_checks'] == c.HISTORY_LIMIT + 5

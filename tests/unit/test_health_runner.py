@@ -157,8 +157,9 @@ def test_request_count_does_not_grow_with_objects(tmp_path):
 
 def test_check_errors_become_findings_but_auth_errors_stop():
     runner = H.HealthRunner(None, {}, now=NOW, kube_error=KubeError)
-    runner._error_finding("certificates", KubeError("list", "Certificate", "shop", status=403, reason="Forbidden",
-                                                     api_message='certificates.cert-manager.io is forbidden: User "ro" cannot list'))
+    forbidden = KubeError("list", "Certificate", "shop", status=403, reason="Forbidden",
+                          api_message='certificates.cert-manager.io is forbidden: User "ro" cannot list')
+    runner._error_finding("certificates", forbidden)
     assert runner.findings == [{"check": "certificates", "kind": "Certificate", "namespace": "shop", "name": None, "severity": "critical",
                                 "reason": "CheckError", "since": None,
                                 "message": 'certificates check could not run: list Certificate in namespace shop failed: 403 Forbidden: '

@@ -19,8 +19,10 @@ def backup(name, phase, start=None, schedule=None, **status):
             "spec": {}, "status": st}
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("720h0m0s", 2592000), ("168h", 604800), ("1h30m", 5400), ("90s", 90),
-                                                ("1.5h", 5400), ("0", 0), ("500ms", 0.5)])
+DURATIONS = [("720h0m0s", 2592000), ("168h", 604800), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), ("0", 0), ("500ms", 0.5)]
+
+
+@pytest.mark.parametrize(("text", "seconds"), DURATIONS)
 def test_parse_duration(text, seconds):
     assert V.parse_duration(text) == pytest.approx(seconds)
 
