@@ -1,0 +1,308 @@
+"""playbooks/backup_verify.yml and playbooks/disaster_recovery.yml run by ansible-playbook against the lab (API emulator,
+simulated Velero writing its bucket layout to moto S3, the lab's PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from lab.s3 import s3_client
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+VERIFY = ROOT / "playbooks" / "backup_verify.yml"
+DR = ROOT / "playbooks" / "disaster_recovery.yml"
+STEPS = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
+
+
+def playbook(endpoints: dict, path: Path, extra: dict, check: bool = False) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """Run a playbook with ``extra`` vars; returns the process and the JSON report it wrote (None when it wrote none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        key = "dr_report_file" if path == DR else "backup_verify_report_file"
+        extra_file = Path(tmp) / "extra.json"
+        extra_file.write_text(json.dumps({key: str(report), **extra}))
+        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), str(path),
+                "-e", f"@{extra_file}"] + (["--check"] if check else [])
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        return proc, json.loads(report.read_text()) if report.exists() else None
+
+
+def recap(proc: subprocess.CompletedProcess) -> dict:
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("localhost") and "ok=" in ln][-1]
+    return {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
+
+
+class Lab:
+    def __init__(self, endpoints: dict):
+        api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.s3 = s3_client(endpoints["s3"])
+        self.bucket = endpoints["s3"]["bucket"]
+        self.prefix = endpoints["s3"].get("prefix") or ""
+
+    def app_namespace(self, name: str) -> None:
+        self.core.create_namespace({"metadata": {"name": name}})
+        for i in range(2):
+            labels = {"app": f"web{i}"}
+            self.apps.create_namespaced_deployment(name, {
+                "metadata": {"name": f"web{i}", "labels": labels},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
+            self.core.create_namespaced_service(name, {"metadata": {"name": f"web{i}"}, "spec": {"selector": labels, "ports": [{"port": 80}]}})
+        for i in range(3):
+            self.core.create_namespaced_config_map(name, {"metadata": {"name": f"config{i}"}, "data": {"k": str(i)}})
+
+    def schedule_with_backup(self, name: str, namespaces: list[str], cron: str = "0 2 * * *", ttl: str = "720h") -> str:
+        """Create a Schedule (the lab's Velero runs it once at creation) and wait for that backup to complete."""
+        self.custom.create_namespaced_custom_object("velero.io", "v1", "velero", "schedules", {
+            "apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": name},
+            "spec": {"schedule": cron, "template": {"includedNamespaces": namespaces, "ttl": ttl}}})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            items = self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "backups",
+                                                             label_selector=f"velero.io/schedule-name={name}")["items"]
+            done = [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
+            if done:
+                return done[0]["metadata"]["name"]
+            time.sleep(0.5)
+        raise AssertionError(f"schedule {name} produced no Completed backup")
+
+    def delete_namespace(self, name: str, wait: bool = True) -> None:
+        try:
+            self.core.delete_namespace(name)
+        except ApiException:
+            return
+        deadline = time.monotonic() + 60
+        while wait and self.namespace_exists(name) and time.monotonic() < deadline:
+            time.sleep(0.3)
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def restores(self) -> list[str]:
+        return [r["metadata"]["name"] for r in self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "restores")["items"]]
+
+    def namespaces(self) -> set[str]:
+        return {n.metadata.name for n in self.core.list_namespace().items}
+
+    def names(self, ns: str) -> dict[str, list[str]]:
+        return {"deployments": sorted(d.metadata.name for d in self.apps.list_namespaced_deployment(ns).items),
+                "services": sorted(s.metadata.name for s in self.core.list_namespaced_service(ns).items),
+                "configmaps": sorted(c.metadata.name for c in self.core.list_namespaced_config_map(ns).items)}
+
+
+@pytest.fixture(scope="module")
+def lab(lab_endpoints):
+    return Lab(lab_endpoints)
+
+
+@pytest.fixture
+def app(lab):
+    """A namespace with two Deployments, two Services and three ConfigMaps, and a daily Schedule that backed it up."""
+    tag = uuid.uuid4().hex[:6]
+    ns = f"drp-{tag}"
+    lab.app_namespace(ns)
+    schedule = f"dr-daily-{tag}"
+    backup = lab.schedule_with_backup(schedule, [ns])
+    yield {"ns": ns, "schedule": schedule, "backup": backup}
+    for name in lab.namespaces():
+        if name == ns or name.startswith(f"{ns}-"):
+            lab.delete_namespace(name, wait=False)
+
+
+def schedules_var(app: dict, **extra) -> list[dict]:
+    return [{"name": app["schedule"], "cron": "0 2 * * *", "namespaces": [app["ns"]], "ttl": "720h", "max_age_hours": 26, **extra}]
+
+
+# -- backup_verify.yml ---------------------------------------------------------------------------------------------
+def test_backup_verify_passes_then_fails_when_the_tarball_is_gone(lab_endpoints, lab, app):
+    schedules = schedules_var(app, expected_resources=["deployments.apps", "services", "configmaps"])
+    before = lab.namespaces()
+    proc, report = playbook(lab_endpoints, VERIFY, {"backup_verify_schedules": schedules})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert report["passed"] and report["failures"] == []
+    (entry,) = report["schedules"]
+    assert entry["backup"] == app["backup"] and entry["s3_passed"] and entry["restore_test"] == "passed"
+    assert entry["restored_objects"] >= 7 and entry["failed_checks"] == []
+    assert "Backup verification: PASSED" in proc.stdout
+    assert recap(proc)["changed"] <= 1  # only the report file on the controller
+    # the scratch namespaces of the restore test are gone, the restore test's Restore too
+    assert lab.namespaces() == before
+    assert not [r for r in lab.restores() if r.startswith(app["backup"])]
+
+    # check mode: the bucket checks run, the restore test is predicted, nothing is created
+    proc, report = playbook(lab_endpoints, VERIFY, {"backup_verify_schedules": schedules}, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["passed"] and report["check_mode"] and report["schedules"][0]["restore_test"] == "skipped (check mode)"
+    assert lab.namespaces() == before
+
+    # a schedule whose configuration drifted is named, without being changed
+    drifted = [dict(schedules[0], ttl="168h")]
+    proc, report = playbook(lab_endpoints, VERIFY, {"backup_verify_schedules": drifted, "backup_verify_restore_test": False})
+    assert proc.returncode != 0
+    assert report["failures"] == [f"Schedule {app['schedule']} differs from its configuration in template.ttl"]
+    sched = lab.custom.get_namespaced_custom_object("velero.io", "v1", "velero", "schedules", app["schedule"])
+    assert sched["spec"]["template"]["ttl"] in ("720h", "720h0m0s")
+
+    # the Backup object still says Completed, but the tarball was deleted from the bucket
+    key = f"{lab.prefix.strip('/') + '/' if lab.prefix.strip('/') else ''}backups/{app['backup']}/{app['backup']}.tar.gz"
+    lab.s3.delete_object(Bucket=lab.bucket, Key=key)
+    proc, report = playbook(lab_endpoints, VERIFY, {"backup_verify_schedules": schedules})
+    assert proc.returncode != 0
+    assert not report["passed"]
+    assert "tarball_present" in report["schedules"][0]["failed_checks"]
+    assert any(f"backup {app['backup']} tarball_present" in f and "does not exist although the Backup object says Completed" in f
+               for f in report["failures"]), report["failures"]
+    assert "backup verification failed:" in proc.stdout and key in proc.stdout
+    assert lab.namespaces() == before
+
+
+def test_backup_verify_names_missing_schedules(lab_endpoints, app):
+    proc, report = playbook(lab_endpoints, VERIFY, {"backup_verify_schedules": [{"name": f"{app['schedule']}-missing", "namespaces": [app["ns"]]}]})
+    assert proc.returncode != 0
+    assert report["failures"] == [f"Schedule velero/{app['schedule']}-missing does not exist",
+                                  f"schedule {app['schedule']}-missing has no Completed backup (newest: none)"]
+
+
+# -- disaster_recovery.yml: namespaces -----------------------------------------------------------------------------
+def test_namespace_restore_refuses_predicts_restores_and_is_idempotent(lab_endpoints, lab, app):
+    ns = app["ns"]
+    original = lab.names(ns)
+    extra = {"dr_mode": "namespace", "dr_namespaces": [ns], "dr_schedule_name": app["schedule"], "dr_health_delay": 1}
+
+    # a restore over the live namespace is refused, even when confirmed
+    proc, _ = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    assert proc.returncode != 0 and f"refusing to restore backup {app['backup']} over target namespaces that are not empty: {ns} holds 7" in proc.stdout
+
+    lab.delete_namespace(ns)
+    restores_before = lab.restores()
+    # no confirmation: refused, nothing happens
+    proc, _ = playbook(lab_endpoints, DR, extra)
+    assert proc.returncode != 0 and "refusing to run a namespace restore without confirmation" in proc.stdout
+    # check mode predicts the restore and changes nothing
+    proc, report = playbook(lab_endpoints, DR, extra, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["check_mode"] and report["restore_created"] and report["restore_phase"] == "New" and report["backup"] == app["backup"]
+    assert not lab.namespace_exists(ns) and lab.restores() == restores_before
+
+    proc, report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert report["problems"] == [] and report["restore_phase"] == "Completed" and report["restore_created"]
+    assert report["health"] == "healthy" and report["items_restored"] == report["items_selected"] > 0
+    assert report["counts"]["deployments.apps"] == 2 and report["counts"]["configmaps"] == 3
+    assert report["expected_counts"]["services"] == 2
+    assert lab.namespace_exists(ns) and lab.names(ns) == original
+    assert recap(proc)["changed"] == 1
+
+    # the same recovery again: the Restore of the first run is found, nothing is restored twice
+    proc, again = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert recap(proc)["changed"] == 0 and not again["restore_created"] and again["restore"] == report["restore"]
+    assert again["problems"] == [] and lab.names(ns) == original
+
+
+def test_namespace_restore_with_mapping_into_a_new_namespace(lab_endpoints, lab, app):
+    ns, target = app["ns"], f"{app['ns']}-copy"
+    extra = {"dr_mode": "namespace", "dr_namespaces": [ns], "dr_namespace_mapping": {ns: target}, "dr_backup_name": app["backup"],
+             "dr_confirm": True, "dr_health_delay": 1}
+    proc, report = playbook(lab_endpoints, DR, extra)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["namespaces"] == {ns: target} and report["problems"] == []
+    assert lab.names(target) == lab.names(ns)
+
+
+def test_restore_of_a_missing_backup_fails_clearly(lab_endpoints, lab, app):
+    lab.delete_namespace(app["ns"])
+    key = f"{lab.prefix.strip('/') + '/' if lab.prefix.strip('/') else ''}backups/{app['backup']}/{app['backup']}.tar.gz"
+    lab.s3.delete_object(Bucket=lab.bucket, Key=key)
+    proc, _ = playbook(lab_endpoints, DR, {"dr_mode": "namespace", "dr_namespaces": [app["ns"]], "dr_schedule_name": app["schedule"],
+                                           "dr_confirm": True})
+    assert proc.returncode != 0 and f"backup velero/{app['backup']} failed verification: tarball_present" in proc.stdout
+    assert not lab.namespace_exists(app["ns"])
+
+
+# -- disaster_recovery.yml: database -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg(lab_endpoints):
+    info = lab_endpoints["postgres"]
+    psql = [f"{info['bindir']}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    subprocess.run([*psql, "-h", info["socket_dir"], "-p", str(info["port"]), "-U", "postgres", "-d", "postgres",
+                    "-c", f"ALTER ROLE {info['user']} CREATEDB"], check=True)
+    db = f"drshop_{uuid.uuid4().hex[:6]}"
+    subprocess.run([*psql, info["dsn"], "-c", f"CREATE DATABASE {db}"], check=True)
+    dsn = info["dsn"].rsplit("/", 1)[0]
+    subprocess.run([*psql, f"{dsn}/{db}", "-c", "CREATE TABLE orders (id int primary key, total numeric);"
+                    "INSERT INTO orders SELECT g, g * 3 FROM generate_series(1, 120) g"], check=True)
+    step = {"module": "pg_backup", "args": {"action": "backup", "database": db, "login_host": info["host"], "login_port": info["port"],
+                                            "login_user": info["user"], "login_password": info["password"], "ssl_mode": "disable",
+                                            "maintenance_db": info["dbname"], "key_prefix": "dr-postgres"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        out, extra = Path(tmp) / "out.json", Path(tmp) / "extra.json"
+        extra.write_text(json.dumps({"velero_steps": [step], "velero_result_file": str(out)}))
+        env = dict(os.environ, LAB_DIR=lab_endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+        subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), str(STEPS),
+                        "-e", f"@{extra}"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+        (taken,) = json.loads(out.read_text())
+    assert not taken.get("failed"), taken.get("msg")
+    return {"info": info, "db": db, "key": taken["dump"]["key"], "psql": psql, "dsn": dsn,
+            "vars": {"dr_pg_ssl_mode": "disable", "dr_database_key_prefix": "dr-postgres", "backup_verify_pg_ssl_mode": "disable",
+                     "backup_verify_pg_key_prefix": "dr-postgres"}}
+
+
+def query(pg: dict, db: str, sql: str) -> str:
+    return subprocess.run([*pg["psql"], "-At", f"{pg['dsn']}/{db}", "-c", sql], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_backup_verify_checks_the_database_dump(lab_endpoints, pg):
+    proc, report = playbook(lab_endpoints, VERIFY, {**pg["vars"], "backup_verify_schedules": [], "backup_verify_pg_database": pg["db"],
+                                                    "backup_verify_pg_check_query": "SELECT count(*) FROM orders",
+                                                    "backup_verify_pg_check_min": 120})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["passed"] and report["database"]["key"] == pg["key"] and report["database"]["check_result"] == "120"
+
+
+def test_database_restore_into_a_new_database_and_again(lab_endpoints, pg):
+    target = f"{pg['db']}_restored"
+    extra = {**pg["vars"], "dr_mode": "database", "dr_database": pg["db"], "dr_database_target": target,
+             "dr_database_check_query": "SELECT count(*) FROM orders", "dr_database_check_min": 120}
+    proc, _ = playbook(lab_endpoints, DR, extra)
+    assert proc.returncode != 0 and "refusing to run a database restore without confirmation" in proc.stdout
+    proc, report = playbook(lab_endpoints, DR, extra, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["dump"] == pg["key"] and report["restored_now"]
+    assert query(pg, pg["info"]["dbname"], f"SELECT count(*) FROM pg_database WHERE datname = '{target}'") == "0"
+
+    proc, report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report["problems"] == [] and report["restored_now"] and report["check_result"] == "120"
+    assert query(pg, target, "SELECT sum(total) FROM orders") == str(sum(g * 3 for g in range(1, 121)))
+
+    proc, again = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert recap(proc)["changed"] == 0 and not again["restored_now"] and again["check_result"] == "120"
+
+    # the source database holds tables: restoring over it is refused
+    proc, _ = playbook(lab_endpoints, DR, {**extra, "dr_database_target": pg["db"], "dr_confirm": True})
+    assert proc.returncode != 0 and f"refusing to restore dump {pg['key']} into database {pg['db']}: it exists and holds 1 tables" in proc.stdout
