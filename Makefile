@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system-packages venv stage test lint ruff yamllint ansible-lint sanity unit lab-tests \
+.PHONY: help setup system-packages venv stage test lint ruff yamllint ansible-lint changelog-lint sanity unit lab-tests \
         integration bench train evaluate lab-up lab-down lab-status build docs clean
 
 help: ## list the targets
@@ -50,7 +50,7 @@ stage: ## make the tree importable as ansible_collections.machinenativeops.platf
 
 test: setup lint sanity unit lab-tests integration ## everything CI runs
 
-lint: ruff yamllint ansible-lint ## ruff, yamllint, ansible-lint (production profile)
+lint: ruff yamllint ansible-lint changelog-lint ## ruff, yamllint, ansible-lint (production profile), changelog fragments
 
 ruff:
 	$(BIN)/ruff check .
@@ -60,6 +60,9 @@ yamllint:
 
 ansible-lint:
 	$(BIN)/ansible-lint --offline --profile production
+
+changelog-lint:
+	$(BIN)/antsibull-changelog lint
 
 sanity: venv ## ansible-test sanity on a staged copy (ansible-test resolves symlinks), offline-capable
 	$(PY) tools/ansible_test_offline_bootstrap.py
