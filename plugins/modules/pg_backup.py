@@ -28,6 +28,7 @@ description:
 author:
   - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
+  - machinenativeops.platform.s3
   - machinenativeops.platform.attributes
 attributes:
   check_mode:
@@ -153,18 +154,6 @@ options:
     description:
       - Region of the bucket.
     type: str
-  s3_access_key:
-    description:
-      - S3 access key; default the AWS environment and configuration.
-    type: str
-  s3_secret_key:
-    description:
-      - S3 secret key; default the AWS environment and configuration.
-    type: str
-  s3_session_token:
-    description:
-      - S3 session token for temporary credentials.
-    type: str
   s3_bucket:
     description:
       - The bucket holding the dumps (required).
@@ -174,20 +163,6 @@ options:
       - Not used by this module (the dumps live under O(key_prefix)); accepted so the S3 options can be shared with
         M(machinenativeops.platform.velero_backup).
     type: str
-  s3_validate_certs:
-    description:
-      - Whether the S3 endpoint's TLS certificate is verified.
-    type: bool
-    default: true
-  s3_ca_bundle:
-    description:
-      - CA bundle to verify the S3 endpoint's certificate with.
-    type: path
-  s3_timeout:
-    description:
-      - Connect timeout of S3 requests in seconds.
-    type: float
-    default: 10.0
 requirements:
   - boto3 (Python library)
   - the PostgreSQL client programs pg_dump, pg_restore and psql

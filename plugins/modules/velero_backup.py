@@ -32,6 +32,7 @@ description:
 author:
   - machinenativeops platform team (@machinenativeops)
 extends_documentation_fragment:
+  - machinenativeops.platform.s3
   - machinenativeops.platform.kube_auth
   - machinenativeops.platform.attributes
 attributes:
@@ -245,18 +246,6 @@ options:
     description:
       - Region of the bucket; default the BackupStorageLocation's, else C(us-east-1).
     type: str
-  s3_access_key:
-    description:
-      - S3 access key; default the AWS environment and configuration (E(AWS_ACCESS_KEY_ID)).
-    type: str
-  s3_secret_key:
-    description:
-      - S3 secret key; default the AWS environment and configuration (E(AWS_SECRET_ACCESS_KEY)).
-    type: str
-  s3_session_token:
-    description:
-      - S3 session token for temporary credentials.
-    type: str
   s3_bucket:
     description:
       - The bucket; default the BackupStorageLocation's C(objectStorage.bucket).
@@ -265,20 +254,6 @@ options:
     description:
       - The prefix inside the bucket; default the BackupStorageLocation's C(objectStorage.prefix).
     type: str
-  s3_validate_certs:
-    description:
-      - Whether the S3 endpoint's TLS certificate is verified.
-    type: bool
-    default: true
-  s3_ca_bundle:
-    description:
-      - CA bundle to verify the S3 endpoint's certificate with.
-    type: path
-  s3_timeout:
-    description:
-      - Connect timeout of S3 requests in seconds.
-    type: float
-    default: 10.0
 requirements:
   - kubernetes >= 24.2.0 (Python library)
   - boto3 (Python library), for O(action=verify) and the first errors of failed backups
