@@ -504,7 +504,7 @@ def run_restore_test(client, backup_name, velero_namespace, namespaces, items, t
         return report
     restore_name = ('%s-verify-%s' % (backup_name, tag))[-63:].lstrip('-.')
     spec = V.restore_spec({'included_namespaces': list(namespaces), 'namespace_mapping': mapping}, backup_name=backup_name)
-    body = V.restore_body(restore_name, velero_namespace, spec, labels={'machinenativeops.io/restore-test': 'true'})
+    body = V.velero_object('Restore', restore_name, velero_namespace, spec, labels={'machinenativeops.io/restore-test': 'true'})
     try:
         client.create(V.API_VERSION, 'Restore', body, namespace=velero_namespace)
         _obj, summary = V.wait_for_phase(client, 'Restore', restore_name, velero_namespace, timeout, poll_interval,

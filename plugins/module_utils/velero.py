@@ -139,15 +139,20 @@ def label_selector(value):
     return {'matchLabels': dict((str(k), str(v)) for k, v in value.items())}
 
 
-def backup_spec(params):
-    """The Backup ``spec`` (also a Schedule's ``template``) from module-style snake_case options."""
-    spec = {}
+def _selection(spec, params):
+    """The namespace/resource/label selection that Backups and Restores share."""
     _put(spec, 'includedNamespaces', params.get('included_namespaces'))
     _put(spec, 'excludedNamespaces', params.get('excluded_namespaces'))
     _put(spec, 'includedResources', params.get('included_resources'))
     _put(spec, 'excludedResources', params.get('excluded_resources'))
     _put(spec, 'includeClusterResources', params.get('include_cluster_resources'))
     _put(spec, 'labelSelector', label_selector(params.get('label_selector')))
+    return spec
+
+
+def backup_spec(params):
+    """The Backup ``spec`` (also a Schedule's ``template``) from module-style snake_case options."""
+    spec = _selection({}, params)
     ttl = params.get('ttl')
     if ttl:
         spec['ttl'] = format_duration(parse_duration(ttl))
@@ -160,8 +165,9 @@ def backup_spec(params):
     return spec
 
 
-def backup_body(name, namespace, spec, labels=None):
-    body = {'apiVersion': API_VERSION, 'kind': 'Backup',
+def velero_object(kind, name, namespace, spec, labels=None):
+    """A Velero object (Backup, Restore, ...) ready to create."""
+    body = {'apiVersion': API_VERSION, 'kind': kind,
             'metadata': {'name': name, 'namespace': namespace}, 'spec': spec}
     if labels:
         body['metadata']['labels'] = dict(labels)
@@ -175,12 +181,7 @@ def restore_spec(params, backup_name=None):
         spec['backupName'] = backup_name or params['backup_name']
     elif params.get('schedule_name'):
         spec['scheduleName'] = params['schedule_name']
-    _put(spec, 'includedNamespaces', params.get('included_namespaces'))
-    _put(spec, 'excludedNamespaces', params.get('excluded_namespaces'))
-    _put(spec, 'includedResources', params.get('included_resources'))
-    _put(spec, 'excludedResources', params.get('excluded_resources'))
-    _put(spec, 'includeClusterResources', params.get('include_cluster_resources'))
-    _put(spec, 'labelSelector', label_selector(params.get('label_selector')))
+    _selection(spec, params)
     if params.get('namespace_mapping'):
         spec['namespaceMapping'] = dict((str(k), str(v)) for k, v in params['namespace_mapping'].items())
     _put(spec, 'existingResourcePolicy', params.get('existing_resource_policy'))
@@ -188,14 +189,6 @@ def restore_spec(params, backup_name=None):
     if params.get('hooks'):
         spec['hooks'] = copy.deepcopy(params['hooks'])
     return spec
-
-
-def restore_body(name, namespace, spec, labels=None):
-    body = {'apiVersion': API_VERSION, 'kind': 'Restore',
-            'metadata': {'name': name, 'namespace': namespace}, 'spec': spec}
-    if labels:
-        body['metadata']['labels'] = dict(labels)
-    return body
 
 
 def schedule_spec(cron, template, paused=False, use_owner_references=None, skip_immediately=None):

@@ -566,7 +566,7 @@ class Runner:
     def backup(self):
         self.need('name')
         spec = V.backup_spec(self.p)
-        self.create_and_wait('Backup', V.backup_body(self.p['name'], self.ns, spec, self.p['labels']), 'backup')
+        self.create_and_wait('Backup', V.velero_object('Backup', self.p['name'], self.ns, spec, self.p['labels']), 'backup')
 
     def restore(self):
         self.need('name')
@@ -587,7 +587,7 @@ class Runner:
             if phase not in ('Completed', 'PartiallyFailed'):
                 self.module.fail_json(msg='Backup %s/%s is %s; only Completed or PartiallyFailed backups can be restored' % (self.ns, backup_name, phase))
         spec = V.restore_spec(self.p, backup_name=backup_name)
-        self.create_and_wait('Restore', V.restore_body(self.p['name'], self.ns, spec, self.p['labels']), 'restore')
+        self.create_and_wait('Restore', V.velero_object('Restore', self.p['name'], self.ns, spec, self.p['labels']), 'restore')
 
     def schedule(self):
         self.need('name')
