@@ -13,12 +13,12 @@ the past hours. Metric names and labels are the ones real clusters expose: Istio
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-FAULTS_ANNOTATION = "lab.machinenativeops.io/faults"
+from lab.controllers.logic import read_faults  # one reader of the faults annotation for controllers and exporters
+
 TRAFFIC_NAMESPACE = "lab-system"
 TRAFFIC_CONFIGMAP = "lab-traffic"
 TRAFFIC_KEY = "traffic.json"
@@ -78,26 +78,6 @@ def parse_time(value) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def read_faults(obj: dict | None) -> dict[str, dict]:
-    """kind -> {"kind", "since", "params"} from the faults annotation; unreadable = no faults."""
-    raw = ((obj or {}).get("metadata") or {}).get("annotations", {}) or {}
-    raw = raw.get(FAULTS_ANNOTATION)
-    if not raw:
-        return {}
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        return {}
-    if isinstance(items, dict):
-        items = [items]
-    found = {}
-    for raw_item in items if isinstance(items, list) else []:
-        item = {"kind": raw_item} if isinstance(raw_item, str) else raw_item
-        if isinstance(item, dict) and item.get("kind"):
-            found[str(item["kind"])] = {"kind": str(item["kind"]), "since": item.get("since"), "params": item.get("params") or {}}
-    return found
 
 
 def param(fault: dict, name: str, default: float) -> float:

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from lab.controllers.logic import FAULTS_ANNOTATION
 from lab.exporters.model import (
-    FAULTS_ANNOTATION,
     ISTIO_BUCKETS_MS,
     Generator,
     Snapshot,
