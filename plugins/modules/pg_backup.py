@@ -301,7 +301,8 @@ def main():
                                expect=p['check_expect'], minimum=p['check_min'], keep_scratch=p['keep_scratch'], timeout=p['timeout'],
                                restore=not module.check_mode)
             result['verification'] = report
-            if p['keep_scratch'] and not module.check_mode:
+            # A kept scratch database is a change; check mode predicts it without restoring.
+            if p['keep_scratch']:
                 result['changed'] = True
             if not report['passed'] and p['fail_on_error']:
                 reasons = ['%s: %s' % (c['name'], c['reason']) for c in report['checks'] if not c['passed']]

@@ -74,8 +74,8 @@ class Lab:
             "spec": {"schedule": cron, "template": {"includedNamespaces": namespaces, "ttl": ttl}}})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            items = self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "backups",
-                                                             label_selector=f"velero.io/schedule-name={name}")["items"]
+            selector = f"velero.io/schedule-name={name}"
+            items = self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "backups", label_selector=selector)["items"]
             done = [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
             if done:
                 return done[0]["metadata"]["name"]
@@ -192,13 +192,13 @@ def test_namespace_restore_refuses_predicts_restores_and_is_idempotent(lab_endpo
     extra = {"dr_mode": "namespace", "dr_namespaces": [ns], "dr_schedule_name": app["schedule"], "dr_health_delay": 1}
 
     # a restore over the live namespace is refused, even when confirmed
-    proc, _ = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+    proc, _report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
     assert proc.returncode != 0 and f"refusing to restore backup {app['backup']} over target namespaces that are not empty: {ns} holds 7" in proc.stdout
 
     lab.delete_namespace(ns)
     restores_before = lab.restores()
     # no confirmation: refused, nothing happens
-    proc, _ = playbook(lab_endpoints, DR, extra)
+    proc, _report = playbook(lab_endpoints, DR, extra)
     assert proc.returncode != 0 and "refusing to run a namespace restore without confirmation" in proc.stdout
     # check mode predicts the restore and changes nothing
     proc, report = playbook(lab_endpoints, DR, extra, check=True)
@@ -236,8 +236,8 @@ def test_restore_of_a_missing_backup_fails_clearly(lab_endpoints, lab, app):
     lab.delete_namespace(app["ns"])
     key = f"{lab.prefix.strip('/') + '/' if lab.prefix.strip('/') else ''}backups/{app['backup']}/{app['backup']}.tar.gz"
     lab.s3.delete_object(Bucket=lab.bucket, Key=key)
-    proc, _ = playbook(lab_endpoints, DR, {"dr_mode": "namespace", "dr_namespaces": [app["ns"]], "dr_schedule_name": app["schedule"],
-                                           "dr_confirm": True})
+    proc, _report = playbook(lab_endpoints, DR, {"dr_mode": "namespace", "dr_namespaces": [app["ns"]], "dr_schedule_name": app["schedule"],
+                                                 "dr_confirm": True})
     assert proc.returncode != 0 and f"backup velero/{app['backup']} failed verification: tarball_present" in proc.stdout
     assert not lab.namespace_exists(app["ns"])
 
@@ -287,7 +287,7 @@ def test_database_restore_into_a_new_database_and_again(lab_endpoints, pg):
     target = f"{pg['db']}_restored"
     extra = {**pg["vars"], "dr_mode": "database", "dr_database": pg["db"], "dr_database_target": target,
              "dr_database_check_query": "SELECT count(*) FROM orders", "dr_database_check_min": 120}
-    proc, _ = playbook(lab_endpoints, DR, extra)
+    proc, _report = playbook(lab_endpoints, DR, extra)
     assert proc.returncode != 0 and "refusing to run a database restore without confirmation" in proc.stdout
     proc, report = playbook(lab_endpoints, DR, extra, check=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -304,5 +304,5 @@ def test_database_restore_into_a_new_database_and_again(lab_endpoints, pg):
     assert recap(proc)["changed"] == 0 and not again["restored_now"] and again["check_result"] == "120"
 
     # the source database holds tables: restoring over it is refused
-    proc, _ = playbook(lab_endpoints, DR, {**extra, "dr_database_target": pg["db"], "dr_confirm": True})
+    proc, _report = playbook(lab_endpoints, DR, {**extra, "dr_database_target": pg["db"], "dr_confirm": True})
     assert proc.returncode != 0 and f"refusing to restore dump {pg['key']} into database {pg['db']}: it exists and holds 1 tables" in proc.stdout

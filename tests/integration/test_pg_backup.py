@@ -103,3 +103,23 @@ def test_dump_errors_name_the_database(lab_endpoints, pg):
     assert missing.get("failed") and "pg_dump of database no_such_db failed" in missing["msg"]
     (nothing,) = run_steps(lab_endpoints, [step(pg, action="verify", database="no_such_db")])
     assert nothing.get("failed") and "no dump of database no_such_db" in nothing["msg"]
+
+
+def test_kept_scratch_database_is_a_change_check_mode_predicts(lab_endpoints, pg):
+    scratch = "shop_kept_it"
+    psql = [f"{pg['bindir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", pg["dsn"]]
+
+    def exists() -> bool:
+        sql = f"SELECT 1 FROM pg_database WHERE datname = '{scratch}'"
+        return subprocess.run([*psql, "-c", sql], capture_output=True, text=True, check=True).stdout.strip() == "1"
+
+    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400)])
+    (predicted,) = run_steps(lab_endpoints, [step(pg, check=True, action="verify", keep_scratch=True, scratch_database=scratch)])
+    assert predicted["changed"] and not predicted.get("failed"), predicted.get("msg")
+    assert not exists()
+    try:
+        (kept,) = run_steps(lab_endpoints, [step(pg, action="verify", keep_scratch=True, scratch_database=scratch)])
+        assert kept["changed"] and kept["verification"]["passed"], kept.get("msg")
+        assert exists()
+    finally:
+        subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {scratch}"], check=True)
