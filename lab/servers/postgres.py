@@ -1,8 +1,8 @@
 """PostgreSQL (the Debian package's binaries) for the lab.
 
 ``initdb`` is the slow part (several seconds), so the first start builds a template
-cluster once per PostgreSQL version, with the role and database ``lab`` already in
-it, under ``/tmp/lab-postgres-template-<version>``; every later start copies that
+cluster once per PostgreSQL version, with the role (LOGIN, CREATEDB) and database ``lab``
+already in it, under ``/tmp/lab-postgres-template-<version>``; every later start copies that
 template into ``<lab dir>/data/postgres/pgdata``. PostgreSQL refuses to run as root,
 so the cluster belongs to the ``postgres`` user and the server runs as that user.
 Durability is switched off (fsync, synchronous_commit, full_page_writes): this is a
@@ -31,6 +31,8 @@ PASSWORD = "lab"  # the lab's documented throwaway credential (CONTRACTS C)
 DBNAME = "lab"
 OS_USER = "postgres"
 TEMPLATE_ROOT = Path(tempfile.gettempdir())
+# Bumped when what the template contains changes, so an older cached template is not reused.
+TEMPLATE_REVISION = 2
 
 
 def find_bindir() -> Path:
@@ -116,10 +118,10 @@ def ensure_template(bindir: Path) -> Path:
     """Build (once) and return the template cluster for this PostgreSQL version."""
     user, uid, gid = _os_user()
     version = server_version(bindir)
-    template = TEMPLATE_ROOT / f"lab-postgres-template-{version}-{uid}"
+    template = TEMPLATE_ROOT / f"lab-postgres-template-{version}-r{TEMPLATE_REVISION}-{uid}"
     if (template / "PG_VERSION").exists():
         return template
-    lock_path = TEMPLATE_ROOT / f"lab-postgres-template-{version}-{uid}.lock"
+    lock_path = TEMPLATE_ROOT / f"lab-postgres-template-{version}-r{TEMPLATE_REVISION}-{uid}.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (template / "PG_VERSION").exists():
@@ -145,7 +147,8 @@ def ensure_template(bindir: Path) -> Path:
             try:
                 _wait_socket(build, port, proc, str(log))
                 with _connect(f"host={build} port={port} user=postgres dbname=postgres", proc=proc, log=str(log)) as conn:
-                    conn.execute(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
+                    # CREATEDB: backup verification restores into scratch databases, as a backup operator's role may.
+                    conn.execute(f"CREATE ROLE {USER} LOGIN CREATEDB PASSWORD '{PASSWORD}'")
                     conn.execute(f"CREATE DATABASE {DBNAME} OWNER {USER}")
             finally:
                 _stop_postmaster(proc.pid)

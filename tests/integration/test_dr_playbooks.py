@@ -7,15 +7,12 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
-from lab.s3 import s3_client
+from tests.integration.velero_support import VeleroLab
 
 pytestmark = pytest.mark.lab
 
@@ -45,76 +42,9 @@ def recap(proc: subprocess.CompletedProcess) -> dict:
     return {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
 
 
-class Lab:
-    def __init__(self, endpoints: dict):
-        api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.s3 = s3_client(endpoints["s3"])
-        self.bucket = endpoints["s3"]["bucket"]
-        self.prefix = endpoints["s3"].get("prefix") or ""
-
-    def app_namespace(self, name: str) -> None:
-        self.core.create_namespace({"metadata": {"name": name}})
-        for i in range(2):
-            labels = {"app": f"web{i}"}
-            self.apps.create_namespaced_deployment(name, {
-                "metadata": {"name": f"web{i}", "labels": labels},
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
-            self.core.create_namespaced_service(name, {"metadata": {"name": f"web{i}"}, "spec": {"selector": labels, "ports": [{"port": 80}]}})
-        for i in range(3):
-            self.core.create_namespaced_config_map(name, {"metadata": {"name": f"config{i}"}, "data": {"k": str(i)}})
-
-    def schedule_with_backup(self, name: str, namespaces: list[str], cron: str = "0 2 * * *", ttl: str = "720h") -> str:
-        """Create a Schedule (the lab's Velero runs it once at creation) and wait for that backup to complete."""
-        self.custom.create_namespaced_custom_object("velero.io", "v1", "velero", "schedules", {
-            "apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": name},
-            "spec": {"schedule": cron, "template": {"includedNamespaces": namespaces, "ttl": ttl}}})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            selector = f"velero.io/schedule-name={name}"
-            items = self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "backups", label_selector=selector)["items"]
-            done = [b for b in items if (b.get("status") or {}).get("phase") == "Completed"]
-            if done:
-                return done[0]["metadata"]["name"]
-            time.sleep(0.5)
-        raise AssertionError(f"schedule {name} produced no Completed backup")
-
-    def delete_namespace(self, name: str, wait: bool = True) -> None:
-        try:
-            self.core.delete_namespace(name)
-        except ApiException:
-            return
-        deadline = time.monotonic() + 60
-        while wait and self.namespace_exists(name) and time.monotonic() < deadline:
-            time.sleep(0.3)
-
-    def namespace_exists(self, name: str) -> bool:
-        try:
-            self.core.read_namespace(name)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-
-    def restores(self) -> list[str]:
-        return [r["metadata"]["name"] for r in self.custom.list_namespaced_custom_object("velero.io", "v1", "velero", "restores")["items"]]
-
-    def namespaces(self) -> set[str]:
-        return {n.metadata.name for n in self.core.list_namespace().items}
-
-    def names(self, ns: str) -> dict[str, list[str]]:
-        return {"deployments": sorted(d.metadata.name for d in self.apps.list_namespaced_deployment(ns).items),
-                "services": sorted(s.metadata.name for s in self.core.list_namespaced_service(ns).items),
-                "configmaps": sorted(c.metadata.name for c in self.core.list_namespaced_config_map(ns).items)}
-
-
 @pytest.fixture(scope="module")
 def lab(lab_endpoints):
-    return Lab(lab_endpoints)
+    return VeleroLab(lab_endpoints)
 
 
 @pytest.fixture
@@ -122,7 +52,7 @@ def app(lab):
     """A namespace with two Deployments, two Services and three ConfigMaps, and a daily Schedule that backed it up."""
     tag = uuid.uuid4().hex[:6]
     ns = f"drp-{tag}"
-    lab.app_namespace(ns)
+    lab.app_namespace(ns, configmaps=3)
     schedule = f"dr-daily-{tag}"
     backup = lab.schedule_with_backup(schedule, [ns])
     yield {"ns": ns, "schedule": schedule, "backup": backup}
@@ -195,7 +125,7 @@ def test_namespace_restore_refuses_predicts_restores_and_is_idempotent(lab_endpo
     proc, _report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
     assert proc.returncode != 0 and f"refusing to restore backup {app['backup']} over target namespaces that are not empty: {ns} holds 7" in proc.stdout
 
-    lab.delete_namespace(ns)
+    lab.delete_namespace(ns, wait=True)
     restores_before = lab.restores()
     # no confirmation: refused, nothing happens
     proc, _report = playbook(lab_endpoints, DR, extra)
@@ -233,7 +163,7 @@ def test_namespace_restore_with_mapping_into_a_new_namespace(lab_endpoints, lab,
 
 
 def test_restore_of_a_missing_backup_fails_clearly(lab_endpoints, lab, app):
-    lab.delete_namespace(app["ns"])
+    lab.delete_namespace(app["ns"], wait=True)
     key = f"{lab.prefix.strip('/') + '/' if lab.prefix.strip('/') else ''}backups/{app['backup']}/{app['backup']}.tar.gz"
     lab.s3.delete_object(Bucket=lab.bucket, Key=key)
     proc, _report = playbook(lab_endpoints, DR, {"dr_mode": "namespace", "dr_namespaces": [app["ns"]], "dr_schedule_name": app["schedule"],
@@ -247,8 +177,6 @@ def test_restore_of_a_missing_backup_fails_clearly(lab_endpoints, lab, app):
 def pg(lab_endpoints):
     info = lab_endpoints["postgres"]
     psql = [f"{info['bindir']}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    subprocess.run([*psql, "-h", info["socket_dir"], "-p", str(info["port"]), "-U", "postgres", "-d", "postgres",
-                    "-c", f"ALTER ROLE {info['user']} CREATEDB"], check=True)
     db = f"drshop_{uuid.uuid4().hex[:6]}"
     subprocess.run([*psql, info["dsn"], "-c", f"CREATE DATABASE {db}"], check=True)
     dsn = info["dsn"].rsplit("/", 1)[0]

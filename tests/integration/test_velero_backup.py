@@ -14,10 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
-from lab.s3 import s3_client
+from tests.integration.velero_support import VeleroLab
 
 pytestmark = pytest.mark.lab
 
@@ -46,61 +44,9 @@ def step(check: bool = False, diff: bool = False, s3: bool = True, **args) -> di
     return {"args": args, "check": check, "diff": diff, "s3": s3}
 
 
-class Cluster:
-    def __init__(self, endpoints: dict):
-        self.endpoints = endpoints
-        api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.s3 = s3_client(endpoints["s3"])
-        self.bucket = endpoints["s3"]["bucket"]
-
-    def app_namespace(self, name: str, deployments: int = 2, configmaps: int = 2) -> str:
-        self.core.create_namespace({"metadata": {"name": name}})
-        for i in range(deployments):
-            labels = {"app": f"web{i}"}
-            self.apps.create_namespaced_deployment(name, {
-                "metadata": {"name": f"web{i}", "labels": labels},
-                "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}})
-            self.core.create_namespaced_service(name, {"metadata": {"name": f"web{i}"},
-                                                       "spec": {"selector": labels, "ports": [{"port": 80}]}})
-        for i in range(configmaps):
-            self.core.create_namespaced_config_map(name, {"metadata": {"name": f"config{i}"}, "data": {"k": str(i)}})
-        return name
-
-    def delete_namespace(self, name: str) -> None:
-        try:
-            self.core.delete_namespace(name)
-        except ApiException:
-            pass
-
-    def namespace_exists(self, name: str) -> bool:
-        try:
-            self.core.read_namespace(name)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-
-    def velero(self, plural: str, name: str) -> dict | None:
-        try:
-            return self.custom.get_namespaced_custom_object("velero.io", "v1", "velero", plural, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def keys(self, prefix: str) -> list[str]:
-        page = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        return sorted(o["Key"] for o in page.get("Contents") or [])
-
-
 @pytest.fixture(scope="module")
 def cluster(lab_endpoints):
-    return Cluster(lab_endpoints)
+    return VeleroLab(lab_endpoints)
 
 
 @pytest.fixture

@@ -87,9 +87,6 @@ def postgres():
     info = service.start(ctx)
     ctx.endpoints["postgres"] = info
     bindir = info["bindir"]
-    # As a DBA would for the verifying role: the lab role may create the scratch databases.
-    subprocess.run([f"{bindir}/psql", "-X", "-q", "-h", info["socket_dir"], "-p", str(info["port"]), "-U", "postgres", "-d", "postgres",
-                    "-c", f"ALTER ROLE {info['user']} CREATEDB"], check=True)
     params = {"login_host": info["host"], "login_port": info["port"], "login_user": info["user"], "login_password": info["password"],
               "ssl_mode": "disable", "maintenance_db": info["dbname"], "bindir": bindir}
     PG.psql(bindir, params, info["dbname"], "CREATE TABLE IF NOT EXISTS orders (id int primary key, total numeric);"

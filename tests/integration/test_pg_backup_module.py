@@ -35,9 +35,6 @@ def run_steps(endpoints: dict, steps: list[dict]) -> list[dict]:
 def pg(lab_endpoints):
     info = lab_endpoints["postgres"]
     psql = [f"{info['bindir']}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
-    # The verifying role creates scratch databases: grant CREATEDB as a DBA would (local socket, postgres superuser).
-    subprocess.run([*psql, "-h", info["socket_dir"], "-p", str(info["port"]), "-U", "postgres", "-d", "postgres",
-                    "-c", f"ALTER ROLE {info['user']} CREATEDB"], check=True)
     # A database of its own (the lab's database name equals its throwaway password, which Ansible masks in results).
     exists = subprocess.run([*psql, "-At", info["dsn"], "-c", "SELECT 1 FROM pg_database WHERE datname = 'shop'"],
                             capture_output=True, text=True, check=True).stdout.strip()
