@@ -40,7 +40,8 @@ def test_tarball_has_no_development_files(built):
     _tarball, names = built
     top = {n.split("/", 1)[0] for n in names}
     assert not top & DEV_ONLY, sorted(top & DEV_ONLY)
-    assert not [n for n in names if n.startswith(("tests/lab/", "tests/output/", "ml/data/")) or "__pycache__" in n]
+    assert not [n for n in names if n.startswith(("tests/lab/", "tests/output/", "ml/data/", "ml/reports/")) or "__pycache__" in n]
+    assert not [n for n in names if n.startswith("ml/") and n.endswith(".py")], "training code is not collection content"
     for module in MODULES:
         assert f"plugins/modules/{module}.py" in names
     assert "meta/runtime.yml" in names
