@@ -18,11 +18,25 @@ from pathlib import Path
 
 import pytest
 
+from lab import orchestrator
+
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests" / "integration" / "playbooks" / "health_run.yml"
 NS = "health-it"
 NODES = ["lab-node-1", "lab-node-2", "lab-node-3"]
 WORKLOAD_FAULTS = ["crash_loop", "oom_killed", "image_pull_backoff", "unschedulable", "readiness_failing", "rollout_stuck"]
+
+
+@pytest.fixture(scope="module")
+def lab_endpoints(tmp_path_factory):
+    """A lab of its own (overrides the session lab): these tests assert what a whole, otherwise untouched cluster
+    reports, so no other test's namespaces, backups or firing alerts may be in it."""
+    lab_dir = tmp_path_factory.mktemp("health-lab")
+    endpoints = orchestrator.up(lab_dir)
+    try:
+        yield endpoints
+    finally:
+        orchestrator.down(lab_dir)
 
 
 def _env():
@@ -31,6 +45,7 @@ def _env():
     env["ANSIBLE_NOCOLOR"] = "1"
     env.pop("PROMETHEUS_URL", None)
     env.pop("ALERTMANAGER_URL", None)
+    env.pop("LAB_DIR", None)  # the module-scoped lab, never a lab named by the caller
     return env
 
 
