@@ -152,6 +152,30 @@ def test_namespace_restore_refuses_predicts_restores_and_is_idempotent(lab_endpo
     assert again["problems"] == [] and lab.names(ns) == original
 
 
+def test_cluster_restore_brings_every_namespace_of_the_backup_back(lab_endpoints, lab):
+    tag = uuid.uuid4().hex[:6]
+    namespaces = [lab.app_namespace(f"drc-{tag}-a", configmaps=3), lab.app_namespace(f"drc-{tag}-b", deployments=1, configmaps=1)]
+    try:
+        originals = {ns: lab.names(ns) for ns in namespaces}
+        backup = lab.schedule_with_backup(f"dr-cluster-{tag}", namespaces)
+        for ns in namespaces:
+            lab.delete_namespace(ns, wait=True)
+        extra = {"dr_mode": "cluster", "dr_backup_name": backup, "dr_cluster_namespaces": namespaces, "dr_health_delay": 1}
+        proc, _report = playbook(lab_endpoints, DR, extra)
+        assert proc.returncode != 0 and "without confirmation" in proc.stdout
+        assert not any(lab.namespace_exists(ns) for ns in namespaces)
+
+        proc, report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": True})
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert report["problems"] == [] and report["restore_phase"] == "Completed" and report["backup"] == backup
+        assert report["health"] == "healthy" and report["items_restored"] == report["items_selected"] > 0
+        assert {ns: lab.names(ns) for ns in namespaces} == originals
+        assert recap(proc)["changed"] == 1
+    finally:
+        for ns in namespaces:
+            lab.delete_namespace(ns)
+
+
 def test_namespace_restore_with_mapping_into_a_new_namespace(lab_endpoints, lab, app):
     ns, target = app["ns"], f"{app['ns']}-copy"
     extra = {"dr_mode": "namespace", "dr_namespaces": [ns], "dr_namespace_mapping": {ns: target}, "dr_backup_name": app["backup"],
