@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.velero_support import VeleroLab
+from tests.integration.velero_support import VeleroLab, run_steps
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY = ROOT / "playbooks" / "backup_verify.yml"
 DR = ROOT / "playbooks" / "disaster_recovery.yml"
-STEPS = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
 
 
 def playbook(endpoints: dict, path: Path, extra: dict, check: bool = False) -> tuple[subprocess.CompletedProcess, dict | None]:
@@ -209,14 +208,7 @@ def pg(lab_endpoints):
     step = {"module": "pg_backup", "args": {"action": "backup", "database": db, "login_host": info["host"], "login_port": info["port"],
                                             "login_user": info["user"], "login_password": info["password"], "ssl_mode": "disable",
                                             "maintenance_db": info["dbname"], "key_prefix": "dr-postgres"}}
-    with tempfile.TemporaryDirectory() as tmp:
-        out, extra = Path(tmp) / "out.json", Path(tmp) / "extra.json"
-        extra.write_text(json.dumps({"velero_steps": [step], "velero_result_file": str(out)}))
-        env = dict(os.environ, LAB_DIR=lab_endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-        subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), str(STEPS),
-                        "-e", f"@{extra}"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-        (taken,) = json.loads(out.read_text())
+    (taken,) = run_steps(lab_endpoints, [step], timeout=300)
     assert not taken.get("failed"), taken.get("msg")
     return {"info": info, "db": db, "key": taken["dump"]["key"], "psql": psql, "dsn": dsn,
             "vars": {"dr_pg_ssl_mode": "disable", "dr_database_key_prefix": "dr-postgres", "backup_verify_pg_ssl_mode": "disable",

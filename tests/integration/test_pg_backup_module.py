@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from lab.s3 import s3_client
+from tests.integration.velero_support import run_steps
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
-
-
-def run_steps(endpoints: dict, steps: list[dict]) -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.json"
-        extra = Path(tmp) / "extra.json"
-        extra.write_text(json.dumps({"velero_steps": steps, "velero_result_file": str(out)}))
-        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
-                               str(RUN), "-e", f"@{extra}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")

@@ -5,38 +5,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.integration.velero_support import VeleroLab
+from tests.integration.velero_support import VeleroLab, run_steps
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / "tests" / "integration" / "playbooks" / "velero_run.yml"
-
-
-def run_steps(endpoints: dict, steps: list[dict], timeout: float = 900) -> list[dict]:
-    """Run velero_run.yml with ``steps``; returns one registered result per step."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.json"
-        extra = Path(tmp) / "extra.json"
-        extra.write_text(json.dumps({"velero_steps": steps, "velero_result_file": str(out)}))
-        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
-                               str(RUN), "-e", f"@{extra}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        results = json.loads(out.read_text())
-    assert len(results) == len(steps)
-    return results
 
 
 def step(check: bool = False, diff: bool = False, s3: bool = True, **args) -> dict:
