@@ -28,9 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "build" / "collecti
 
 from ansible_collections.machinenativeops.platform.plugins.module_utils import canary as cn
 
-from lab import orchestrator
+from lab.controllers.testing import private_lab
 from lab.faults import Faults
-from lab.services import read_endpoints
 from tests.integration.canary_support import PLAYBOOKS, LabApp, canary_vars, kill_tree, playbook_command, playbook_env, run_playbook
 
 SERVICES = {"apiserver", "controllers", "exporters", "prometheus"}
@@ -139,35 +138,29 @@ def decision_cost() -> float:
     return timeit.timeit(once, number=n) / n
 
 
-def main() -> int:
-    reuse = os.environ.get("LAB_DIR")
-    own_dir = None
-    if reuse and (Path(reuse) / "endpoints.json").exists() and SERVICES <= set(read_endpoints(reuse).get("services", [])):
-        endpoints = read_endpoints(reuse)
-    else:
-        own_dir = tempfile.mkdtemp(prefix="bench-canary-lab-")
-        endpoints = orchestrator.up(own_dir, only=SERVICES)
-    try:
-        print(f"decision + analysis evaluation in-process: {decision_cost() * 1e6:.0f} us per step")
-        overhead = module_overhead(endpoints)
-        plays = overhead.pop("_play_with_one_call_s")
-        for label, seconds in overhead.items():
-            print(f"module overhead per step, {label}: {seconds:.3f} s")
-        print("ansible-playbook with one call (startup included): " + ", ".join(f"{k} {v} s" for k, v in plays.items()))
-        print("rollback after an error burst at 30 % (ansible-playbook loop, delay = interval):")
-        print(f"  {'interval':>8} {'threshold':>9} {'rollback':>9} {'flagger floor':>13} {'ratio':>6}  decisions")
-        rows = []
-        for interval in _ints("BENCH_CANARY_INTERVALS", "5,10"):
-            for threshold in _ints("BENCH_CANARY_THRESHOLDS", "1,2"):
-                row = rollback_time(endpoints, interval, threshold)
-                rows.append(row)
-                print(f"  {row['interval_s']:>7}s {row['threshold']:>9} {row['rollback_s']:>8}s {row['flagger_floor_s']:>12}s {row['ratio']:>6}  "
-                      + ",".join(row["decisions"]), flush=True)
-        print(json.dumps({"canary_rollback": rows, "canary_module_overhead_s": overhead}, sort_keys=True))
-    finally:
-        if own_dir:
-            orchestrator.down(own_dir)
+def _run(endpoints: dict) -> int:
+    print(f"decision + analysis evaluation in-process: {decision_cost() * 1e6:.0f} us per step")
+    overhead = module_overhead(endpoints)
+    plays = overhead.pop("_play_with_one_call_s")
+    for label, seconds in overhead.items():
+        print(f"module overhead per step, {label}: {seconds:.3f} s")
+    print("ansible-playbook with one call (startup included): " + ", ".join(f"{k} {v} s" for k, v in plays.items()))
+    print("rollback after an error burst at 30 % (ansible-playbook loop, delay = interval):")
+    print(f"  {'interval':>8} {'threshold':>9} {'rollback':>9} {'flagger floor':>13} {'ratio':>6}  decisions")
+    rows = []
+    for interval in _ints("BENCH_CANARY_INTERVALS", "5,10"):
+        for threshold in _ints("BENCH_CANARY_THRESHOLDS", "1,2"):
+            row = rollback_time(endpoints, interval, threshold)
+            rows.append(row)
+            print(f"  {row['interval_s']:>7}s {row['threshold']:>9} {row['rollback_s']:>8}s {row['flagger_floor_s']:>12}s {row['ratio']:>6}  "
+                  + ",".join(row["decisions"]), flush=True)
+    print(json.dumps({"canary_rollback": rows, "canary_module_overhead_s": overhead}, sort_keys=True))
     return 0
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-canary-lab-") as tmp, private_lab(Path(tmp), SERVICES) as endpoints:
+        return _run(endpoints)
 
 
 if __name__ == "__main__":

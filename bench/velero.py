@@ -34,9 +34,8 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils import v
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import get_kube_client
 from kubernetes import client, config
 
-from lab import orchestrator
+from lab.controllers.testing import private_lab
 from lab.s3 import s3_client
-from lab.services import read_endpoints
 
 SERVICES = {"s3", "apiserver", "controllers"}
 REPEAT = 3
@@ -120,15 +119,8 @@ def compare_by_gets(kube, expected: dict) -> dict:
     return actual
 
 
-def main() -> int:
+def _run(endpoints: dict) -> int:
     objects = int(os.environ.get("BENCH_VELERO_OBJECTS", "1000"))
-    reuse = os.environ.get("LAB_DIR")
-    own_dir = None
-    if reuse and (Path(reuse) / "endpoints.json").exists() and SERVICES <= set(read_endpoints(reuse).get("services", [])):
-        endpoints = read_endpoints(reuse)
-    else:
-        own_dir = tempfile.mkdtemp(prefix="bench-velero-lab-")
-        endpoints = orchestrator.up(own_dir, only=SERVICES)
     api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     try:
@@ -185,9 +177,12 @@ def main() -> int:
                 client.CoreV1Api(api).delete_namespace(leftover)
             except client.exceptions.ApiException:
                 pass
-        if own_dir:
-            orchestrator.down(own_dir)
     return 0
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-velero-lab-") as tmp, private_lab(Path(tmp), SERVICES) as endpoints:
+        return _run(endpoints)
 
 
 if __name__ == "__main__":

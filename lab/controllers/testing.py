@@ -14,15 +14,15 @@ CONTROLLER_SERVICES = {"s3", "apiserver", "controllers"}
 
 
 @contextlib.contextmanager
-def private_lab(lab_dir: Path, services: set[str] | None = None) -> Iterator[dict]:
+def private_lab(lab_dir: Path, services: set[str] | None = None, reuse: bool = True) -> Iterator[dict]:
     """Start ``services`` (default s3, apiserver, controllers) in ``lab_dir``; stop them afterwards.
 
-    With LAB_DIR set to a running lab that has the services, that lab is reused (and left running).
+    With ``reuse`` and LAB_DIR set to a running lab that has the services, that lab is reused (and left running).
     """
     wanted = services or CONTROLLER_SERVICES
-    reuse = os.environ.get("LAB_DIR")
-    if reuse and (Path(reuse) / "endpoints.json").exists():
-        endpoints = read_endpoints(reuse)
+    running = os.environ.get("LAB_DIR") if reuse else None
+    if running and (Path(running) / "endpoints.json").exists():
+        endpoints = read_endpoints(running)
         if wanted <= set(endpoints.get("services", [])):
             yield endpoints
             return

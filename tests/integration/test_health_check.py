@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import orchestrator
+from lab.controllers.testing import private_lab
+from lab.services import load_services
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests" / "integration" / "playbooks" / "health_run.yml"
@@ -31,12 +32,9 @@ WORKLOAD_FAULTS = ["crash_loop", "oom_killed", "image_pull_backoff", "unschedula
 def lab_endpoints(tmp_path_factory):
     """A lab of its own (overrides the session lab): these tests assert what a whole, otherwise untouched cluster
     reports, so no other test's namespaces, backups or firing alerts may be in it."""
-    lab_dir = tmp_path_factory.mktemp("health-lab")
-    endpoints = orchestrator.up(lab_dir)
-    try:
+    every_service = {service.name for service in load_services()}
+    with private_lab(tmp_path_factory.mktemp("health-lab"), every_service, reuse=False) as endpoints:
         yield endpoints
-    finally:
-        orchestrator.down(lab_dir)
 
 
 def _env():
