@@ -4,7 +4,6 @@ simulated Velero writing its bucket layout to moto S3, the lab's PostgreSQL)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import uuid
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.canary_support import run_playbook
 from tests.integration.velero_support import VeleroLab, run_steps
 
 pytestmark = pytest.mark.lab
@@ -26,13 +26,7 @@ def playbook(endpoints: dict, path: Path, extra: dict, check: bool = False) -> t
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         key = "dr_report_file" if path == DR else "backup_verify_report_file"
-        extra_file = Path(tmp) / "extra.json"
-        extra_file.write_text(json.dumps({key: str(report), **extra}))
-        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), str(path),
-                "-e", f"@{extra_file}"] + (["--check"] if check else [])
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        proc = run_playbook(endpoints, path, {key: str(report), **extra}, check=check)
         return proc, json.loads(report.read_text()) if report.exists() else None
 
 

@@ -4,8 +4,6 @@ cluster, its Velero objects and its bucket, through the kubernetes client and bo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lab.s3 import s3_client
+from tests.integration.canary_support import run_playbook
 
 VELERO = ("velero.io", "v1", "velero")
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +23,7 @@ def run_steps(endpoints: dict, steps: list[dict], timeout: float = 900) -> list[
     """Run velero_run.yml (velero_backup / pg_backup tasks) with ``steps``; returns one registered result per step."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.json"
-        extra = Path(tmp) / "extra.json"
-        extra.write_text(json.dumps({"velero_steps": steps, "velero_result_file": str(out)}))
-        env = dict(os.environ, LAB_DIR=endpoints["lab_dir"], ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"),
-                               str(RUN), "-e", f"@{extra}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = run_playbook(endpoints, RUN, {"velero_steps": steps, "velero_result_file": str(out)}, timeout=timeout)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         results = json.loads(out.read_text())
     assert len(results) == len(steps)
