@@ -21,7 +21,7 @@ import yaml
 from lab.apiserver.errors import ApiError
 from lab.apiserver.resources import Resource
 from lab.apiserver.store import Store, dumps, now
-from lab.apiserver.tls import make_pki
+from lab.pki import make_pki
 
 VERSION = {
     "major": "1", "minor": "31", "gitVersion": "v1.31.0-lab", "gitCommit": "0000000000000000000000000000000000000000",

@@ -1,4 +1,4 @@
-"""A throw-away CA and a server certificate for 127.0.0.1/localhost, made at start."""
+"""Throw-away lab PKI made at each start: a CA, a server certificate for 127.0.0.1/localhost, a signing key."""
 
 from __future__ import annotations
 
@@ -63,3 +63,15 @@ def make_pki(directory: Path | str) -> dict:
                                                serialization.NoEncryption()))
     paths["key"].chmod(0o600)
     return {k: str(v) for k, v in paths.items()}
+
+
+def make_signing_key(path: Path | str) -> str:
+    """An EC P-256 private key (PKCS#8 PEM), e.g. the service-account token signing key; its public half is path + '.pub'."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    path.chmod(0o600)
+    Path(str(path) + ".pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(path)
