@@ -19,13 +19,16 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system-packages venv stage test lint ruff yamllint ansible-lint changelog-lint sanity unit lab-tests \
+.PHONY: help setup system-packages venv stage lab-build test lint ruff yamllint ansible-lint changelog-lint sanity unit lab-tests \
         integration bench train evaluate lab-up lab-down lab-status build docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-setup: system-packages venv stage ## install Debian packages, the virtualenv and stage the collection
+setup: system-packages venv stage lab-build ## install Debian packages, the virtualenv, the lab's control plane; stage the collection
+
+lab-build: venv ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, KWOK from their Go modules (cached)
+	$(PY) -m lab build
 
 system-packages: ## apt-get the packages listed in bindep.txt that are missing
 	@pkgs=$$(awk '!/^#/ && NF {print $$1}' bindep.txt); missing=""; \

@@ -13,6 +13,7 @@ from lab.services import LabError
 # Subcommands owned by other parts of the lab: "name": ("module", "help").
 # Each module defines add_arguments(parser) and run(args) -> int.
 EXTERNAL = {
+    "build": ("lab.kube.build", "build the real control plane from its Go modules (cached)"),
     "fault": ("lab.faults", "inject, clear and list faults"),
     "traffic": ("lab.traffic", "set per-version Istio traffic behaviour"),
     "apiserver": ("lab.apiserver.main", "run the API emulator in the foreground"),
