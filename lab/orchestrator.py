@@ -22,12 +22,13 @@ def _locked(lab_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def up(lab_dir: Path | str, only: set[str] | None = None, without: set[str] | None = None) -> dict:
+def up(lab_dir: Path | str, only: set[str] | None = None, without: set[str] | None = None, kube: str | None = None) -> dict:
     """Start every service (or a subset) and write endpoints.json; return the endpoints.
 
     A lab that already runs in ``lab_dir`` is stopped first, so a second ``up``
     always gives a clean, known state. If a service fails, everything started so
-    far is stopped again and the error names the service and shows its log.
+    far is stopped again and the error names the service and shows its log. ``kube`` picks the
+    Kubernetes API ("real" or "emulator"; default: env LAB_KUBE, see lab.services.KUBE_KINDS).
     """
     lab_dir = Path(lab_dir).resolve()
     with _locked(lab_dir):
@@ -37,7 +38,7 @@ def up(lab_dir: Path | str, only: set[str] | None = None, without: set[str] | No
         started = []
         t0 = time.monotonic()
         try:
-            for service in load_services(only, without):
+            for service in load_services(only, without, kube):
                 t = time.monotonic()
                 # Listed before start() so a service that fails half-way is stopped too.
                 started.append(service)
@@ -66,7 +67,9 @@ def _down(lab_dir: Path) -> list[str]:
         ctx.endpoints = json.loads(endpoints_path.read_text())
     stopped = []
     errors = []
-    for service in reversed(load_services()):
+    # Stop the kind of Kubernetes API that was started, whatever LAB_KUBE says now.
+    kube = (ctx.endpoints.get("apiserver") or {}).get("kind", "emulator") if ctx.endpoints else None
+    for service in reversed(load_services(kube=kube)):
         try:
             service.stop(ctx)
             stopped.append(service.name)
@@ -97,7 +100,7 @@ def status(lab_dir: Path | str) -> dict:
     ctx = LabContext(dir=lab_dir, endpoints=endpoints)
     result = {}
     names = set(endpoints.get("services", []))
-    for service in load_services():
+    for service in load_services(kube=(endpoints.get("apiserver") or {}).get("kind", "emulator")):
         if service.name in names:
             result[service.name] = "running" if service.healthy(ctx) else "stopped"
     return result

@@ -22,10 +22,25 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Which Kubernetes API the lab serves (env LAB_KUBE): "real" = etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and KWOK built from their Go modules (lab/kube/); "emulator" = the Python API emulator
+# (lab/apiserver/) and its simulated controllers, kept until every test passes on the real control plane.
+KUBE_KINDS = {"real": "lab.kube.service:KubeService", "emulator": "lab.apiserver.service:ApiServerService"}
+DEFAULT_KUBE = "emulator"
+
+
+def kube_kind(kind: str | None = None) -> str:
+    kind = kind or os.environ.get("LAB_KUBE") or DEFAULT_KUBE
+    if kind not in KUBE_KINDS:
+        raise LabError(f"LAB_KUBE={kind!r}: expected one of {', '.join(sorted(KUBE_KINDS))}")
+    return kind
+
+
 # "module:Class" in start order. A service may read the endpoints of those before it.
+# "apiserver" stands for the Kubernetes API of the kind above.
 SERVICES: list[str] = [
     "lab.s3:S3Service",
-    "lab.apiserver.service:ApiServerService",
+    "apiserver",
     "lab.controllers.service:ControllersService",
     "lab.servers.postgres:PostgresService",
     "lab.servers.webhook:WebhookService",
@@ -174,10 +189,11 @@ class Service:
         return ctx.running(self.name)
 
 
-def load_services(only: set[str] | None = None, without: set[str] | None = None) -> list[Service]:
-    """Instantiate the registered services, in order, honouring --only / --without names."""
+def load_services(only: set[str] | None = None, without: set[str] | None = None, kube: str | None = None) -> list[Service]:
+    """Instantiate the registered services, in order, honouring --only / --without names (``kube``: see KUBE_KINDS)."""
     found = []
-    for spec in SERVICES:
+    for registered in SERVICES:
+        spec = KUBE_KINDS[kube_kind(kube)] if registered == "apiserver" else registered
         module_name, _, class_name = spec.partition(":")
         try:
             module = importlib.import_module(module_name)

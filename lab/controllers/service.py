@@ -7,6 +7,9 @@ import time
 
 from lab.services import LabContext, LabError, Service
 
+# The simulated controllers that still run next to a real control plane: Velero's server (no data mover here).
+REAL_CLUSTER_SIMULATORS = ("velero",)
+
 
 class ControllersService(Service):
     name = "controllers"
@@ -19,6 +22,10 @@ class ControllersService(Service):
         admin_file = data / "admin.json"
         admin_file.unlink(missing_ok=True)
         argv = [ctx.python, "-m", "lab", "controllers", "--kubeconfig", api["kubeconfig"], "--admin-file", str(admin_file)]
+        if api.get("kind") == "real":
+            # On the real control plane, kube-controller-manager runs the workload controllers and KWOK the kubelets:
+            # only what cannot run here stays simulated.
+            argv += ["--enable", ",".join(REAL_CLUSTER_SIMULATORS)]
         s3 = ctx.endpoints.get("s3")
         if s3:
             s3_file = data / "s3.json"

@@ -14,19 +14,21 @@ CONTROLLER_SERVICES = {"s3", "apiserver", "controllers"}
 
 
 @contextlib.contextmanager
-def private_lab(lab_dir: Path, services: set[str] | None = None, reuse: bool = True) -> Iterator[dict]:
+def private_lab(lab_dir: Path, services: set[str] | None = None, reuse: bool = True, kube: str | None = None) -> Iterator[dict]:
     """Start ``services`` (default s3, apiserver, controllers) in ``lab_dir``; stop them afterwards.
 
     With ``reuse`` and LAB_DIR set to a running lab that has the services, that lab is reused (and left running).
+    ``kube``: "real" or "emulator" (default: env LAB_KUBE); a reused lab must be of that kind.
     """
     wanted = services or CONTROLLER_SERVICES
     running = os.environ.get("LAB_DIR") if reuse else None
     if running and (Path(running) / "endpoints.json").exists():
         endpoints = read_endpoints(running)
-        if wanted <= set(endpoints.get("services", [])):
+        kind = (endpoints.get("apiserver") or {}).get("kind", "emulator")
+        if wanted <= set(endpoints.get("services", [])) and (kube is None or kube == kind):
             yield endpoints
             return
-    endpoints = orchestrator.up(lab_dir, only=wanted)
+    endpoints = orchestrator.up(lab_dir, only=wanted, kube=kube)
     try:
         yield endpoints
     finally:
