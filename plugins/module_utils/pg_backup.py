@@ -573,6 +573,7 @@ def _swap(pg, target, target_state, working, before, marker, report):  # noqa: P
         report['done'].append('renamed %s to %s and marked it as restored' % (working, target))
         return
     keep = 'ALTER DATABASE %s RENAME TO %s; ' % (quote_ident(target), quote_ident(before))
+    t0 = time.monotonic()
     try:
         pg.admin('ALTER DATABASE %s WITH ALLOW_CONNECTIONS false' % quote_ident(target), 'stop new connections to %s' % target)
     except PgBackupError as exc:
@@ -587,6 +588,8 @@ def _swap(pg, target, target_state, working, before, marker, report):  # noqa: P
         cleanup = _drop_work_database(pg, working, report)
         raise PgBackupError('the swap of %s for %s failed and was rolled back: %s. Database %s is the original (its connections were '
                             'closed; %s); %s' % (working, target, exc, target, reopen, cleanup)) from None
+    # how long the target refused connections: from ALLOW_CONNECTIONS false to the commit of the renames
+    report['swap_seconds'] = round(time.monotonic() - t0, 3)
     report['previous_database'] = before
     report['done'].append('renamed %s to %s and %s to %s in one transaction, marked %s as restored' % (target, before, working, target, target))
     report['reopened_previous'] = _allow_connections(pg, before)

@@ -298,6 +298,8 @@ restore:
     check_result: {description: First value returned by the check query., type: str}
     tables_in_dump: {description: Tables in the dump's table of contents., type: int}
     target_tables: {description: Tables O(target) held before., type: int}
+    swap_seconds: {description: 'Seconds O(target) refused connections during the swap (when it existed).', type: float}
+    restore_seconds: {description: Seconds pg_restore ran., type: float}
     passed: {description: Whether every check passed., type: bool}
 dumps:
   description: Dumps of O(database), oldest first (C(key), C(size), C(time), C(checksum_key)).

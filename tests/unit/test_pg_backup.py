@@ -331,7 +331,7 @@ def test_restore_over_a_database_with_tables_is_refused_then_swapped_with_force(
         assert pg.psql(target, "SELECT count(*) FROM live", "probe") == "2"
         done = PG.restore(pg, s3, key, target, force=True, now=now)
         kept = done["previous_database"]
-        assert kept == f"{target}_before_20260127093000" and done["target_tables"] == 1
+        assert kept == f"{target}_before_20260127093000" and done["target_tables"] == 1 and done["swap_seconds"] > 0
         assert pg.psql(target, "SELECT count(*) FROM orders", "probe") == "300"
         assert pg.psql(kept, "SELECT count(*) FROM live", "probe") == "2"  # the old database is kept, and connectable
         assert f"{target}_restoring" not in databases(pg)
@@ -360,3 +360,15 @@ def test_failing_restore_leaves_the_original_untouched(shop, s3):
         assert f"{target}_restoring" in databases(pg)
     finally:
         drop(pg, target, f"{target}_restoring")
+
+
+def test_restore_without_owners_and_acls(shop, s3):
+    pg, key = shop["pg"], shop["key"]
+    target = "unit_noacl"
+    drop(pg, target)
+    try:
+        done = PG.restore(pg, s3, key, target, keep_owners=False, keep_acls=False)
+        assert "(objects owned by the login role, GRANTs left out)" in done["steps"][1]
+        assert pg.psql(target, "SELECT coalesce(relacl::text, 'none') FROM pg_class WHERE relname = 'orders'", "acl") == "none"
+    finally:
+        drop(pg, target)
