@@ -387,6 +387,68 @@ def _finish(report, t0):
 
 
 # -- restore ---------------------------------------------------------------------------------------------------------
+_ROLE_TOKEN = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_OWNER = re.compile(r'^(ALTER .+ OWNER TO )(%s)(;)$' % _ROLE_TOKEN)
+_SESSION = re.compile(r'^(SET SESSION AUTHORIZATION )(%s)(;)$' % _ROLE_TOKEN)
+_DEFAULT_FOR = re.compile(r'^(ALTER DEFAULT PRIVILEGES FOR ROLE )(%s)( .*)$' % _ROLE_TOKEN)
+_GRANTEES = re.compile(r'^(%s(?:, %s)*)((?: WITH GRANT OPTION)?(?: GRANTED BY %s)?(?: CASCADE)?;)$' % (_ROLE_TOKEN, _ROLE_TOKEN, _ROLE_TOKEN))
+
+
+def _map_role(token, mapping):
+    name = token[1:-1].replace('""', '"') if token.startswith('"') else token
+    if name in mapping:
+        return '"%s"' % mapping[name].replace('"', '""')
+    return token
+
+
+def _map_role_list(text, mapping):
+    return ', '.join(_map_role(t, mapping) for t in re.findall(_ROLE_TOKEN, text))
+
+
+def map_roles_line(line, mapping):
+    """One line of a pg_restore SQL script with the roles of ownership, GRANT/REVOKE and default privileges mapped."""
+    for pattern in (_OWNER, _SESSION):
+        match = pattern.match(line)
+        if match:
+            return match.group(1) + _map_role(match.group(2), mapping) + match.group(3)
+    match = _DEFAULT_FOR.match(line)
+    if match:
+        line = match.group(1) + _map_role(match.group(2), mapping) + match.group(3)
+        if ' GRANT ' not in line and ' REVOKE ' not in line:
+            return line
+    for verb, keyword in (('GRANT ', ' TO '), ('REVOKE ', ' FROM ')):
+        if (line.startswith(verb) or (line.startswith('ALTER DEFAULT PRIVILEGES ') and (' %s' % verb) in line)) and keyword in line:
+            head, sep, tail = line.rpartition(keyword)
+            match = _GRANTEES.match(tail)
+            if match:
+                granted_by = match.group(2)
+                by = re.search(r' GRANTED BY (%s)' % _ROLE_TOKEN, granted_by)
+                if by:
+                    granted_by = granted_by.replace(by.group(0), ' GRANTED BY ' + _map_role(by.group(1), mapping))
+                return head + sep + _map_role_list(match.group(1), mapping) + granted_by
+    return line
+
+
+def map_roles_script(source, target, mapping):
+    """Copy the SQL script ``source`` to ``target`` with ``mapping`` applied outside COPY data; returns the lines changed."""
+    changed = 0
+    in_copy = False
+    with open(source, encoding='utf-8') as src, open(target, 'w', encoding='utf-8') as dst:
+        for raw in src:
+            line = raw.rstrip('\n')
+            if in_copy:
+                in_copy = line != '\\.'
+            elif line.startswith('COPY ') and line.endswith(' FROM stdin;'):
+                in_copy = True
+            else:
+                new = map_roles_line(line, mapping)
+                if new != line:
+                    changed += 1
+                    line = new
+            dst.write(line + ('\n' if raw.endswith('\n') else ''))
+    return changed
+
+
 def restore_marker(bucket, key, sha256):
     """The comment a restored database carries: which dump, with which checksum (a second run compares it)."""
     return '%s s3://%s/%s sha256=%s' % (RESTORED_MARK, bucket, key, sha256)
@@ -397,7 +459,8 @@ def restore_names(target, now):
     return suffixed(target, '_restoring'), suffixed(target, '_before_' + now.strftime('%Y%m%d%H%M%S'))
 
 
-def plan_restore(key, target, target_state, working_state, marker, force, keep_owners=True, keep_acls=True, names=None):  # noqa: PLR0917
+def plan_restore(key, target, target_state, working_state, marker, force, keep_owners=True, keep_acls=True, names=None,  # noqa: PLR0917
+                 role_mapping=None):
     """What a restore of ``key`` into ``target`` does: ``{"action": none|restore|refuse, "reason", "steps"}``.
 
     ``target_state``: ``{"exists", "comment", "owner", "tables"}``; ``working_state``: ``{"exists", "comment"}`` of the
@@ -422,7 +485,8 @@ def plan_restore(key, target, target_state, working_state, marker, force, keep_o
     steps.append('create database %s%s' % (working, ' owned by %s (the owner of %s)' % (owner, target) if owner else ''))
     steps.append('pg_restore %s into %s (%s)' % (key, working, ', '.join([
         'owners kept' if keep_owners else 'objects owned by the login role',
-        'GRANTs kept' if keep_acls else 'GRANTs left out'])))
+        'GRANTs kept' if keep_acls else 'GRANTs left out'] + (
+        ['roles mapped: %s' % ', '.join('%s -> %s' % kv for kv in sorted(role_mapping.items()))] if role_mapping else []))))
     steps.append('check %s: as many tables as the dump lists, then the check query; on failure drop %s, %s stays as it is'
                  % (working, working, target))
     if target_state['exists']:
@@ -437,7 +501,7 @@ def plan_restore(key, target, target_state, working_state, marker, force, keep_o
 
 
 def restore(pg, store, key, target, force=False, keep_owners=True, keep_acls=True, check_query=None, expect=None, minimum=1,  # noqa: PLR0917
-            timeout=3600, check_mode=False, now=None, protected=()):
+            timeout=3600, check_mode=False, now=None, protected=(), role_mapping=None):
     """Restore the dump at ``key`` into ``target`` next to it, check it, then swap it in; returns the report.
 
     Until the swap nothing of ``target`` is touched: any failure before it drops the work database and raises
@@ -465,7 +529,8 @@ def restore(pg, store, key, target, force=False, keep_owners=True, keep_acls=Tru
     target_state = pg.database_state(target)
     if target_state['exists']:
         target_state['tables'] = pg.table_count(target)
-    plan = plan_restore(key, target, target_state, pg.database_state(working), marker, force, keep_owners, keep_acls, (working, before))
+    plan = plan_restore(key, target, target_state, pg.database_state(working), marker, force, keep_owners, keep_acls, (working, before),
+                        role_mapping)
     report.update(action=plan['action'], reason=plan['reason'], steps=plan['steps'], target_tables=target_state.get('tables'))
     if plan['action'] == 'refuse':
         raise PgBackupError(plan['reason'] + '; nothing was changed')
@@ -483,7 +548,7 @@ def restore(pg, store, key, target, force=False, keep_owners=True, keep_acls=Tru
         report['changed'] = True
         if check_mode:
             return _finish(report, t0)
-        _restore_into_work_database(pg, key, target, target_state, working, path, tables, keep_owners, keep_acls, timeout,
+        _restore_into_work_database(pg, key, target, target_state, working, path, tables, (keep_owners, keep_acls, role_mapping), timeout,
                                     (check_query, expect, minimum), report)
         _swap(pg, target, target_state, working, before, marker, report)
     finally:
@@ -512,7 +577,7 @@ def _drop_work_database(pg, working, report):
         return 'the work database %s could not be dropped (%s)' % (working, exc)
 
 
-def _restore_into_work_database(pg, key, target, target_state, working, path, tables, keep_owners, keep_acls, timeout,  # noqa: PLR0917
+def _restore_into_work_database(pg, key, target, target_state, working, path, tables, how, timeout,  # noqa: PLR0917
                                 check_args, report):
     checks = report['checks']
     created = False
@@ -525,14 +590,22 @@ def _restore_into_work_database(pg, key, target, target_state, working, path, ta
         pg.admin('COMMENT ON DATABASE %s IS %s' % (quote_ident(working), quote_literal('%s: %s into %s' % (WORK_MARK, key, target))),
                  'mark work database %s' % working)
         report['done'].append('created the work database %s' % working)
+        keep_owners, keep_acls, role_mapping = how
         if keep_owners and target_state['exists'] and target_state.get('owner'):
             pg.admin('ALTER DATABASE %s OWNER TO %s' % (quote_ident(working), quote_ident(target_state['owner'])),
                      'give %s the owner of %s' % (working, target))
-        argv = [pg.program('pg_restore'), '--exit-on-error', '--no-password', '-d', working]
-        argv += [] if keep_owners else ['--no-owner']
-        argv += [] if keep_acls else ['--no-acl']
+        flags = ([] if keep_owners else ['--no-owner']) + ([] if keep_acls else ['--no-acl'])
         t1 = time.monotonic()
-        pg.run([*argv, path], 'pg_restore of %s into %s' % (key, working), working, timeout)
+        if role_mapping:
+            # pg_restore writes the SQL script, the roles are mapped in it, psql runs it in one transaction
+            script, mapped = path + '.sql', path + '.mapped.sql'
+            pg.run([pg.program('pg_restore'), *flags, '-f', script, path], 'pg_restore of %s to a script' % key, None, timeout)
+            report['role_mapped_lines'] = map_roles_script(script, mapped, role_mapping)
+            pg.run([pg.program('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', working, '-f', mapped],
+                   'restore of %s into %s with the roles mapped' % (key, working), working, timeout)
+        else:
+            pg.run([pg.program('pg_restore'), '--exit-on-error', '--no-password', *flags, '-d', working, path],
+                   'pg_restore of %s into %s' % (key, working), working, timeout)
         report['restore_seconds'] = round(time.monotonic() - t1, 3)
         checks.append(check('restore', True, 'pg_restore into %s succeeded' % working))
         report['done'].append('restored the dump into %s' % working)

@@ -113,6 +113,14 @@ options:
       - Database-level settings and GRANTs (C(GRANT CONNECT ON DATABASE)) are not part of a C(pg_dump) and are not restored.
     type: bool
     default: true
+  role_mapping:
+    description:
+      - For O(action=restore), a dict from roles of the dump to roles of this server, replaced in the owners (C(ALTER ... OWNER TO)),
+        GRANTs and REVOKEs, C(SET SESSION AUTHORIZATION) and default privileges of the dump, for a server whose roles are
+        named differently. The dump is then written as SQL by C(pg_restore -f), the roles are replaced in those
+        statements (never in table data), and C(psql --single-transaction) runs it into the work database.
+      - Roles named elsewhere (for example in C(CREATE POLICY ... TO)) are not mapped.
+    type: dict
   keep_scratch:
     description:
       - Keep the scratch database after the verification (for inspection).
@@ -300,6 +308,7 @@ restore:
     target_tables: {description: Tables O(target) held before., type: int}
     swap_seconds: {description: 'Seconds O(target) refused connections during the swap (when it existed).', type: float}
     restore_seconds: {description: Seconds pg_restore ran., type: float}
+    role_mapped_lines: {description: 'Statements of the dump whose roles O(role_mapping) replaced.', type: int}
     passed: {description: Whether every check passed., type: bool}
 dumps:
   description: Dumps of O(database), oldest first (C(key), C(size), C(time), C(checksum_key)).
@@ -334,6 +343,7 @@ def argument_spec():
         force=dict(type='bool', default=False),
         keep_owners=dict(type='bool', default=True),
         keep_acls=dict(type='bool', default=True),
+        role_mapping=dict(type='dict'),
         keep_scratch=dict(type='bool', default=False),
         check_query=dict(type='str'),
         check_expect=dict(type='str'),
@@ -391,7 +401,8 @@ def main():
         if p['action'] == 'restore':
             report = PG.restore(pg, store, key, p['target'] or p['database'], force=p['force'], keep_owners=p['keep_owners'],
                                 keep_acls=p['keep_acls'], check_query=p['check_query'], expect=p['check_expect'], minimum=p['check_min'],
-                                timeout=p['timeout'], check_mode=module.check_mode, protected=[p['database']])
+                                timeout=p['timeout'], check_mode=module.check_mode, protected=[p['database']],
+                                role_mapping=p['role_mapping'])
             result['restore'] = report
             result['changed'] = report['changed']
             if not report['passed']:

@@ -103,6 +103,9 @@ def test_kept_scratch_database_is_a_change_check_mode_predicts(lab_endpoints, pg
         subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {scratch}"], check=True)
 
 
+PREFIX = "it-postgres-restore"  # dumps of their own: the first test expects none under it-postgres
+
+
 def count_orders(pg: dict, db: str) -> str:
     dsn = pg["dsn"].rsplit("/", 1)[0] + f"/{db}"
     return subprocess.run([f"{pg['bindir']}/psql", "-X", "-q", "-At", dsn, "-c", "SELECT count(*) FROM shop_orders"],
@@ -111,8 +114,8 @@ def count_orders(pg: dict, db: str) -> str:
 
 def test_verify_refuses_the_live_database_as_its_scratch_database(lab_endpoints, pg):
     """The measured bug: verify with scratch_database == database dropped the live database and its rows."""
-    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400)])
-    (refused,) = run_steps(lab_endpoints, [step(pg, action="verify", scratch_database="shop")])
+    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400, key_prefix=PREFIX)])
+    (refused,) = run_steps(lab_endpoints, [step(pg, action="verify", scratch_database="shop", key_prefix=PREFIX)])
     assert refused.get("failed")
     assert "refusing to use database shop as the scratch database" in refused["msg"]
     assert count_orders(pg, "shop") == "250"
@@ -128,12 +131,12 @@ def test_restore_action_predicts_restores_swaps_and_is_idempotent(lab_endpoints,
     def sql(statement: str) -> None:
         subprocess.run([*psql, "-c", statement], check=True, capture_output=True)
 
-    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400)])
+    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400, key_prefix=PREFIX)])
     for name in databases():
         if name.startswith(target):
             sql(f"DROP DATABASE {name} WITH (FORCE)")
     before = databases()
-    restore = {"action": "restore", "target": target, "check_query": "SELECT count(*) FROM shop_orders", "check_min": 250}
+    restore = {"action": "restore", "key_prefix": PREFIX, "target": target, "check_query": "SELECT count(*) FROM shop_orders", "check_min": 250}
     try:
         (predicted,) = run_steps(lab_endpoints, [step(pg, check=True, **restore)])
         assert predicted["changed"] and not predicted.get("failed"), predicted.get("msg")

@@ -372,3 +372,47 @@ def test_restore_without_owners_and_acls(shop, s3):
         assert pg.psql(target, "SELECT coalesce(relacl::text, 'none') FROM pg_class WHERE relname = 'orders'", "acl") == "none"
     finally:
         drop(pg, target)
+
+
+@pytest.mark.parametrize(("line", "mapped"), [
+    ("ALTER TABLE public.orders OWNER TO app;", 'ALTER TABLE public.orders OWNER TO "app_new";'),
+    ('ALTER SCHEMA "app" OWNER TO "app";', 'ALTER SCHEMA "app" OWNER TO "app_new";'),  # the object's name is left alone
+    ("GRANT SELECT ON TABLE public.orders TO reader;", 'GRANT SELECT ON TABLE public.orders TO "reader_new";'),
+    ("GRANT ALL ON TABLE public.orders TO app WITH GRANT OPTION;", 'GRANT ALL ON TABLE public.orders TO "app_new" WITH GRANT OPTION;'),
+    ("GRANT SELECT ON TABLE public.t TO reader, other, PUBLIC;", 'GRANT SELECT ON TABLE public.t TO "reader_new", other, PUBLIC;'),
+    ("REVOKE ALL ON SCHEMA public FROM app;", 'REVOKE ALL ON SCHEMA public FROM "app_new";'),
+    ("SET SESSION AUTHORIZATION reader;", 'SET SESSION AUTHORIZATION "reader_new";'),
+    ("ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA public GRANT SELECT ON TABLES TO reader;",
+     'ALTER DEFAULT PRIVILEGES FOR ROLE "app_new" IN SCHEMA public GRANT SELECT ON TABLES TO "reader_new";'),
+    ("CREATE TABLE public.app (id integer);", "CREATE TABLE public.app (id integer);"),
+    ("GRANT SELECT ON TABLE public.orders TO other;", "GRANT SELECT ON TABLE public.orders TO other;"),
+])
+def test_map_roles_line(line, mapped):
+    assert PG.map_roles_line(line, {"app": "app_new", "reader": "reader_new"}) == mapped
+
+
+def test_map_roles_script_leaves_copy_data_alone(tmp_path):
+    source, target = tmp_path / "in.sql", tmp_path / "out.sql"
+    source.write_text("COPY public.notes (id, body) FROM stdin;\n1\tALTER TABLE x OWNER TO app;\n\\.\n"
+                      "ALTER TABLE public.notes OWNER TO app;\n")
+    assert PG.map_roles_script(str(source), str(target), {"app": "b"}) == 1
+    assert target.read_text() == ("COPY public.notes (id, body) FROM stdin;\n1\tALTER TABLE x OWNER TO app;\n\\.\n"
+                                  'ALTER TABLE public.notes OWNER TO "b";\n')
+
+
+def test_restore_maps_the_roles_of_grants(postgres, s3):
+    """The login role may GRANT to any existing role: predefined roles stand in for an application's roles here."""
+    pg = postgres["pg"]
+    drop(pg, "unit_roles", "unit_roles_mapped")
+    pg.admin("CREATE DATABASE unit_roles", "create")
+    pg.psql("unit_roles", "CREATE TABLE notes (id int, body text); INSERT INTO notes VALUES (1, 'GRANT x TO pg_monitor;');"
+            "GRANT SELECT ON notes TO pg_monitor", "seed")
+    stored = PG.backup(pg, s3, "unit_roles", "roles", now=datetime.datetime(2026, 1, 27, 5, 0, tzinfo=UTC))
+    try:
+        done = PG.restore(pg, s3, stored["key"], "unit_roles_mapped", role_mapping={"pg_monitor": "pg_read_all_stats"})
+        assert done["role_mapped_lines"] == 1 and "roles mapped: pg_monitor -> pg_read_all_stats" in done["steps"][1]
+        acl = pg.psql("unit_roles_mapped", "SELECT relacl::text FROM pg_class WHERE relname = 'notes'", "acl")
+        assert "pg_read_all_stats=r/" in acl and "pg_monitor" not in acl
+        assert pg.psql("unit_roles_mapped", "SELECT body FROM notes", "data") == "GRANT x TO pg_monitor;"
+    finally:
+        drop(pg, "unit_roles", "unit_roles_mapped")
