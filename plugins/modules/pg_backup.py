@@ -92,6 +92,9 @@ options:
     description:
       - For O(action=restore), the database restored into; default O(database). It may not be O(maintenance_db).
       - Up to 41 characters keep the work and kept names in full; longer names are shortened in those names.
+      - The login needs C(CREATEDB), must own O(target) (or be a superuser) to rename it, and needs C(pg_signal_backend) to
+        close the connections of other roles; when they cannot be closed within 30 seconds the swap is given up and
+        O(target) stays as it was.
     type: str
   force:
     description:
