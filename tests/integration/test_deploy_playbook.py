@@ -92,3 +92,38 @@ def test_rolling_strategy_undoes_a_stuck_rollout(app, tmp_path, lab_endpoints):
     assert "was rolled back" in out
     assert stable_image(app) == "example/reviews:1.0.0"
     assert [n["outcome"] for n in notifications(app)] == ["rolled_back"]
+
+
+def closed_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_rolling_failing_notification_does_not_roll_back_a_good_rollout(app, tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/hook"  # nothing listens there: the notification fails
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_webhook_url=url)
+    assert rc != 0
+    assert "and stays so, but notifications failed: webhook notification (deployed) not sent" in out, out[-4000:]
+    assert stable_image(app) == "example/reviews:2.0.0"
+    assert url not in out  # the URL is a secret
+
+
+def test_rolling_rejected_patch_changes_and_rolls_back_nothing(app, tmp_path):
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling")
+    assert rc == 0, out[-4000:]
+    # the lab's read-only identity may read the Deployment but its patch is refused (403)
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_image="example/reviews:3.0.0", k8s_context="lab-readonly")
+    assert rc != 0
+    assert "was rejected" in out and "Nothing was changed and nothing was rolled back; the Deployment still runs example/reviews:2.0.0" in out, out[-4000:]
+    assert stable_image(app) == "example/reviews:2.0.0"
+    assert [n["outcome"] for n in notifications(app)] == ["deployed", "rejected"]
+
+
+def test_rolling_refuses_a_container_the_deployment_does_not_have(app, tmp_path):
+    rc, _result, out = deploy(app, tmp_path, deploy_strategy="rolling", deploy_container="sidecar")
+    assert rc != 0 and "has no container sidecar (containers: reviews); a patch would add one" in out, out[-4000:]
+    containers = app.apps.read_namespaced_deployment("reviews", app.namespace).spec.template.spec.containers
+    assert [(c.name, c.image) for c in containers] == [("reviews", "example/reviews:1.0.0")]

@@ -244,3 +244,44 @@ def test_database_restore_into_a_new_database_and_again(lab_endpoints, pg):
     # the source database holds tables: restoring over it is refused
     proc, _report = playbook(lab_endpoints, DR, {**extra, "dr_database_target": pg["db"], "dr_confirm": True})
     assert proc.returncode != 0 and f"refusing to restore dump {pg['key']} into database {pg['db']}: it exists and holds 1 tables" in proc.stdout
+
+
+def test_database_restore_over_the_live_database_keeps_it(lab_endpoints, pg):
+    """dr_database_target == dr_database with dr_allow_non_empty: the live database is never dropped. A restore that fails
+    its check leaves it as it was; one that passes swaps it out and keeps it as <db>_before_<time>."""
+    db = f"{pg['db']}_live"
+    subprocess.run([*pg["psql"], pg["info"]["dsn"], "-c", f"CREATE DATABASE {db}"], check=True)
+    subprocess.run([*pg["psql"], f"{pg['dsn']}/{db}", "-c", "CREATE TABLE orders (id int primary key, total numeric);"
+                    "INSERT INTO orders SELECT g, g * 3 FROM generate_series(1, 120) g"], check=True)
+    step = {"module": "pg_backup", "args": {"action": "backup", "database": db, "login_host": pg["info"]["host"],
+                                            "login_port": pg["info"]["port"], "login_user": pg["info"]["user"],
+                                            "login_password": pg["info"]["password"], "ssl_mode": "disable",
+                                            "maintenance_db": pg["info"]["dbname"], "key_prefix": "dr-postgres"}}
+    (taken,) = run_steps(lab_endpoints, [step], timeout=300)
+    assert not taken.get("failed"), taken.get("msg")
+    query(pg, db, "INSERT INTO orders VALUES (121, 0)")  # written after the dump: tells the live database from the restored one
+    extra = {**pg["vars"], "dr_mode": "database", "dr_database": db, "dr_allow_non_empty": True, "dr_confirm": True,
+             "dr_database_check_query": "SELECT count(*) FROM orders", "dr_database_check_min": 120}
+    try:
+        proc, report = playbook(lab_endpoints, DR, {**extra, "dr_confirm": False}, check=True)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert report["restored_now"] and report["done"] == [] and f"rename {db} to {db}_before_" in " ".join(report["steps"])
+        assert query(pg, db, "SELECT count(*) FROM orders") == "121"
+
+        proc, _report = playbook(lab_endpoints, DR, {**extra, "dr_database_check_min": 1000})
+        assert proc.returncode != 0 and f"Database {db} is untouched" in proc.stdout, proc.stdout[-4000:]
+        assert query(pg, db, "SELECT count(*) FROM orders") == "121"
+
+        proc, report = playbook(lab_endpoints, DR, extra)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert report["restored_now"] and report["check_result"] == "120" and report["previous_database"].startswith(f"{db}_before_")
+        assert query(pg, db, "SELECT count(*) FROM orders") == "120"
+        assert query(pg, report["previous_database"], "SELECT count(*) FROM orders") == "121"
+
+        proc, again = playbook(lab_endpoints, DR, extra)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert recap(proc)["changed"] == 0 and not again["restored_now"]
+    finally:
+        names = query(pg, pg["info"]["dbname"], f"SELECT datname FROM pg_database WHERE datname LIKE '{db}%'").split()
+        for name in names:
+            query(pg, pg["info"]["dbname"], f"DROP DATABASE {name} WITH (FORCE)")

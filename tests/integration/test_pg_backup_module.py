@@ -101,3 +101,69 @@ def test_kept_scratch_database_is_a_change_check_mode_predicts(lab_endpoints, pg
         assert exists()
     finally:
         subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {scratch}"], check=True)
+
+
+PREFIX = "it-postgres-restore"  # dumps of their own: the first test expects none under it-postgres
+
+
+def count_orders(pg: dict, db: str) -> str:
+    dsn = pg["dsn"].rsplit("/", 1)[0] + f"/{db}"
+    return subprocess.run([f"{pg['bindir']}/psql", "-X", "-q", "-At", dsn, "-c", "SELECT count(*) FROM shop_orders"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_verify_refuses_the_live_database_as_its_scratch_database(lab_endpoints, pg):
+    """The measured bug: verify with scratch_database == database dropped the live database and its rows."""
+    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400, key_prefix=PREFIX)])
+    (refused,) = run_steps(lab_endpoints, [step(pg, action="verify", scratch_database="shop", key_prefix=PREFIX)])
+    assert refused.get("failed")
+    assert "refusing to use database shop as the scratch database" in refused["msg"]
+    assert count_orders(pg, "shop") == "250"
+
+
+def test_restore_action_predicts_restores_swaps_and_is_idempotent(lab_endpoints, pg):
+    target = "shop_it_restore"
+    psql = [f"{pg['bindir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", pg["dsn"]]
+
+    def databases() -> set[str]:
+        return set(subprocess.run([*psql, "-c", "SELECT datname FROM pg_database"], capture_output=True, text=True, check=True).stdout.split())
+
+    def sql(statement: str) -> None:
+        subprocess.run([*psql, "-c", statement], check=True, capture_output=True)
+
+    run_steps(lab_endpoints, [step(pg, action="backup", max_age=14400, key_prefix=PREFIX)])
+    for name in databases():
+        if name.startswith(target):
+            sql(f"DROP DATABASE {name} WITH (FORCE)")
+    before = databases()
+    restore = {"action": "restore", "key_prefix": PREFIX, "target": target, "check_query": "SELECT count(*) FROM shop_orders", "check_min": 250}
+    try:
+        (predicted,) = run_steps(lab_endpoints, [step(pg, check=True, **restore)])
+        assert predicted["changed"] and not predicted.get("failed"), predicted.get("msg")
+        assert predicted["restore"]["steps"][0] == f"create database {target}_restoring"
+        assert predicted["restore"]["done"] == [] and databases() == before
+        restored, again, again_check = run_steps(lab_endpoints, [step(pg, **restore), step(pg, **restore), step(pg, check=True, **restore)])
+        assert restored["changed"] and restored["restore"]["check_result"] == "250", restored.get("msg")
+        assert databases() == before | {target} and count_orders(pg, target) == "250"
+        assert not again["changed"] and again["restore"]["action"] == "none" and again["restore"]["check_result"] == "250"
+        assert not again_check["changed"]
+
+        # over a database that holds tables: refused without force, swapped with it, the old one kept
+        sql(f"DROP DATABASE {target} WITH (FORCE)")
+        sql(f"CREATE DATABASE {target}")
+        subprocess.run([*psql[:-1], pg["dsn"].rsplit("/", 1)[0] + f"/{target}", "-c",
+                        "CREATE TABLE shop_orders (id int); INSERT INTO shop_orders VALUES (1)"], check=True, capture_output=True)
+        refused, failing = run_steps(lab_endpoints, [
+            step(pg, **restore), step(pg, **{**restore, "force": True, "check_query": "SELECT count(*) FROM missing_table"})])
+        assert refused.get("failed") and f"into database {target}: it exists and holds 1 tables" in refused["msg"]
+        assert "nothing was changed" in refused["msg"]
+        assert failing.get("failed") and f"Database {target} is untouched" in failing["msg"] and "missing_table" in failing["msg"]
+        assert count_orders(pg, target) == "1" and f"{target}_restoring" not in databases()
+        (forced,) = run_steps(lab_endpoints, [step(pg, **restore, force=True)])
+        assert forced["changed"] and not forced.get("failed"), forced.get("msg")
+        kept = forced["restore"]["previous_database"]
+        assert kept.startswith(f"{target}_before_") and count_orders(pg, kept) == "1" and count_orders(pg, target) == "250"
+    finally:
+        for name in databases():
+            if name.startswith(target):
+                sql(f"DROP DATABASE {name} WITH (FORCE)")
