@@ -16,6 +16,12 @@ import datetime
 import re
 import time
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import (
+    go_duration,
+    is_go_duration,
+    parse_duration,
+)
+
 API_VERSION = 'velero.io/v1'
 
 # Velero's phases (pkg/apis/velero/v1/backup_types.go, restore_types.go).
@@ -37,8 +43,6 @@ PHASE_MEANING = {
     'Deleting': 'being deleted',
 }
 
-_DURATION_PART = re.compile(r'(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)')
-_DURATION_UNITS = {'ns': 1e-9, 'us': 1e-6, '\u00b5s': 1e-6, 'ms': 1e-3, 's': 1.0, 'm': 60.0, 'h': 3600.0}
 _CRON_FIELD = re.compile(r'^[\d*/,\-A-Za-z?]+$')
 
 
@@ -51,40 +55,6 @@ class VeleroError(Exception):
 
 
 # -- small parsers ----------------------------------------------------------------------------------
-def parse_duration(value):
-    """Go ``time.Duration`` text (``720h0m0s``, ``1h30m``, ``90s``) to seconds (float); None for empty.
-
-    Raises ValueError for text that is not a Go duration.
-    """
-    if value is None or value == '':
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    if text in ('0', '+0', '-0'):
-        return 0.0
-    sign = -1.0 if text.startswith('-') else 1.0
-    body = text.lstrip('+-')
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(body) or not body:
-        raise ValueError('invalid duration %r: use Go duration syntax such as 720h, 168h0m0s or 90m' % value)
-    return sign * total
-
-
-def format_duration(seconds):
-    """Seconds to the canonical Go form Velero writes (``720h0m0s``)."""
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return '%dh%dm%ds' % (hours, minutes, secs)
-
-
 def parse_time(value):
     """RFC 3339 text (``2026-01-02T03:04:05Z``) to an aware datetime (UTC); None for empty/invalid."""
     if not value:
@@ -112,8 +82,10 @@ def validate_cron(expr):
         if text in ('@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'):
             return text
         if text.startswith('@every '):
-            parse_duration(text[len('@every '):])
-            return text
+            every = text[len('@every '):].strip()
+            seconds = parse_duration(every, 'schedule @every', positive=True)
+            # Velero reads @every with Go's time.ParseDuration: write 7d and the like in Go's form
+            return text if is_go_duration(every) else '@every %s' % go_duration(seconds)
         raise ValueError('unknown cron descriptor %r' % text)
     fields = text.split()
     if len(fields) != 5:
@@ -155,7 +127,7 @@ def backup_spec(params):
     spec = _selection({}, params)
     ttl = params.get('ttl')
     if ttl:
-        spec['ttl'] = format_duration(parse_duration(ttl))
+        spec['ttl'] = go_duration(parse_duration(ttl, 'ttl'))
     _put(spec, 'storageLocation', params.get('storage_location'))
     _put(spec, 'volumeSnapshotLocations', params.get('volume_snapshot_locations'))
     _put(spec, 'snapshotVolumes', params.get('snapshot_volumes'))
@@ -233,7 +205,7 @@ def normalize_spec(spec):
                 continue
             if key in ('ttl', 'csiSnapshotTimeout', 'itemOperationTimeout') and isinstance(value, str):
                 try:
-                    value = format_duration(parse_duration(value))
+                    value = go_duration(parse_duration(value, key))
                 except ValueError:
                     pass
             if key in ('includedNamespaces', 'excludedNamespaces', 'includedResources', 'excludedResources') and \

@@ -128,8 +128,9 @@ options:
     suboptions:
       interval:
         description:
-          - The analysis window, a Prometheus duration (V(30s), V(1m), V(1m30s)); the queries use it as their range and a
-            new analysis counts only after a full window.
+          - The analysis window (V(30s), V(1m), V(1m30s), V(90); the collection's duration grammar, see the README section
+            Durations); the queries use it as their range (written in Prometheus syntax) and a new analysis counts only
+            after a full window.
         type: str
         default: 1m
       min_requests:
@@ -228,7 +229,7 @@ options:
     choices: [consecutive, total]
     default: consecutive
   progress_deadline:
-    description: The canary fails when its weight has not changed for this long (a Prometheus duration), even while Prometheus is down.
+    description: The canary fails when its weight has not changed for this long (a duration such as V(1h) or V(90m)), even while Prometheus is down.
     type: str
     default: 1h
   rollback_on_failure:

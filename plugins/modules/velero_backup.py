@@ -114,7 +114,8 @@ options:
     type: dict
   ttl:
     description:
-      - How long Velero keeps the backup, as a Go duration, for example C(720h) (30 days) or C(168h) (7 days).
+      - How long Velero keeps the backup, for example C(720h) or C(30d) (30 days), C(168h) or C(7d) (7 days), in the collection's
+        duration grammar (see the README, section Durations); it is sent to Velero in Go's form (C(720h0m0s)).
     type: str
   storage_location:
     description:
@@ -416,6 +417,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.backup_v
     run_restore_test,
     verify_backup,
 )
+from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import DurationError, parse_duration
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import (
     HAS_KUBERNETES,
     KUBE_AUTH_ARG_SPEC,
@@ -765,9 +767,9 @@ def main():
         module.fail_json(msg=missing_required_lib('boto3'), exception=BOTO3_IMPORT_ERROR)
     if module.params['ttl']:
         try:
-            V.parse_duration(module.params['ttl'])
-        except ValueError as exc:
-            module.fail_json(msg='ttl: %s' % exc)
+            parse_duration(module.params['ttl'], 'ttl')
+        except DurationError as exc:
+            module.fail_json(msg=str(exc))
     try:
         client = get_kube_client(module.params)
         runner = Runner(module, client)
