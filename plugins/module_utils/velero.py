@@ -21,6 +21,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.duration
     is_go_duration,
     parse_duration,
 )
+from ansible_collections.machinenativeops.platform.plugins.module_utils.labels import velero_label_value
 
 API_VERSION = 'velero.io/v1'
 
@@ -184,7 +185,7 @@ def delete_request_body(backup_name, namespace):
     """A DeleteBackupRequest as ``velero backup delete`` creates it (generateName ``<backup>-``)."""
     return {'apiVersion': API_VERSION, 'kind': 'DeleteBackupRequest',
             'metadata': {'generateName': '%s-' % backup_name[:55], 'namespace': namespace,
-                         'labels': {'velero.io/backup-name': backup_name[:63]}},
+                         'labels': {'velero.io/backup-name': velero_label_value(backup_name)}},
             'spec': {'backupName': backup_name}}
 
 
@@ -381,7 +382,7 @@ def list_backups(client, namespace, schedule=None):
 def pending_delete_requests(client, namespace, backup_name):
     found = []
     for dbr in client.list(API_VERSION, 'DeleteBackupRequest', namespace=namespace,
-                           label_selector='velero.io/backup-name=%s' % backup_name[:63]):
+                           label_selector='velero.io/backup-name=%s' % velero_label_value(backup_name)):
         if (dbr.get('spec') or {}).get('backupName') == backup_name and (dbr.get('status') or {}).get('phase') != 'Processed':
             found.append(dbr)
     return found
