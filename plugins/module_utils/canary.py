@@ -217,6 +217,7 @@ def options_from_params(params):
             'interval': durations.promql_duration(interval_seconds),
             'interval_seconds': interval_seconds,
             'min_requests': min_requests,
+            'request_count_query': str(analysis['request_count_query']) if analysis.get('request_count_query') else None,
             'reporter': reporter,
             'success_rate_min': _builtin(analysis, builtins, 'success_rate', 'success_rate_min', 95.0),
             'error_rate_max': _builtin(analysis, builtins, 'error_rate', 'error_rate_max', 1.0),
@@ -500,8 +501,9 @@ def build_metrics(opts):
     total = 'sum(rate(istio_requests_total{%s}[%s]))' % (canary, interval)
     errors = 'sum(rate(istio_requests_total{%s,response_code=~"5.."}[%s]))' % (canary, interval)
     oks = 'sum(rate(istio_requests_total{%s,response_code!~"5.."}[%s]))' % (canary, interval)
-    metrics = [{'name': 'request_count', 'kind': 'traffic', 'min': float(a['min_requests']), 'max': None,
-                'query': 'sum(increase(istio_requests_total{%s}[%s]))' % (canary, interval)}]
+    count_query = template_query(a['request_count_query'], opts) if a.get('request_count_query') else \
+        'sum(increase(istio_requests_total{%s}[%s]))' % (canary, interval)
+    metrics = [{'name': 'request_count', 'kind': 'traffic', 'min': float(a['min_requests']), 'max': None, 'query': count_query}]
     if a['success_rate_min'] is not None:
         metrics.append({'name': 'request_success_rate', 'kind': 'builtin', 'min': a['success_rate_min'], 'max': None, 'unit': '%',
                         'query': '100 * (%s or on() vector(0)) / %s' % (oks, total)})
@@ -561,7 +563,8 @@ def run_analysis(metrics, query, opts, now, unavailable_errors=(), config_error=
             value = query(metric['query'])
         except unavailable_errors as exc:
             if config_error is not None and config_error(exc):
-                raise CanaryError('metric %s: Prometheus rejected the query: %s' % (metric['name'], exc)) from None
+                raise CanaryError('metric %s: configuration error in its query (not a Prometheus outage): %s'
+                                  % (metric['name'], exc)) from None
             return {'verdict': 'unavailable', 'at': format_time(now), 'window': opts['analysis']['interval'], 'requests': None,
                     'metrics': results, 'comparisons': [],
                     'reasons': ['Prometheus is unreachable, so the canary is held without counting a check: %s' % exc]}

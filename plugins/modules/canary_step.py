@@ -137,6 +137,12 @@ options:
         description: Canary requests needed in the window; with fewer the analysis is inconclusive.
         type: int
         default: 20
+      request_count_query:
+        description:
+          - PromQL giving the number of canary requests in the window, compared with O(analysis.min_requests) to decide
+            whether there was enough traffic. Default the Istio query C(sum(increase(istio_requests_total{<canary>}[$interval]))).
+            Set it for non-Istio metrics; the same variables as in O(analysis.metrics) are replaced. It must return one series.
+        type: str
       reporter:
         description: Istio C(reporter) label of the built-in queries.
         type: str
@@ -395,7 +401,12 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.kube imp
     KubeError,
     get_kube_client,
 )
-from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import PROMETHEUS_ARG_SPEC, PrometheusClient, PrometheusError
+from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import (
+    PROMETHEUS_ARG_SPEC,
+    PrometheusClient,
+    PrometheusError,
+    is_query_error,
+)
 
 ISTIO_GROUP = 'networking.istio.io'
 
@@ -413,6 +424,7 @@ def _argument_spec():
     analysis = dict(
         interval=dict(type='str', default='1m'),
         min_requests=dict(type='int', default=20),
+        request_count_query=dict(type='str'),
         reporter=dict(type='str', choices=['destination', 'source'], default='destination'),
         builtin_metrics=dict(type='list', elements='str', choices=list(cn.BUILTIN_METRICS), default=list(cn.BUILTIN_METRICS)),
         success_rate_min=dict(type='float'),
@@ -487,7 +499,7 @@ def run_module(module, now):
         prom = PrometheusClient.from_params(p)
         analysis = cn.run_analysis(
             cn.build_metrics(opts), lambda q: prom.query(q, time=now).scalar(), opts, now,
-            unavailable_errors=(PrometheusError,), config_error=lambda e: e.status in (400, 422),
+            unavailable_errors=(PrometheusError,), config_error=is_query_error,
         )
     out = cn.decide(state, opts, now, analysis)
     result = {
