@@ -165,9 +165,8 @@ def restore_spec(params, backup_name=None):
 
 
 def schedule_spec(cron, template, paused=False, use_owner_references=None, skip_immediately=None):
-    spec = {'schedule': validate_cron(cron), 'template': template}
-    if paused:
-        spec['paused'] = True
+    # paused is always sent (false unpauses a paused Schedule); the other flags only when the user set them
+    spec = {'schedule': validate_cron(cron), 'template': template, 'paused': bool(paused)}
     _put(spec, 'useOwnerReferencesInBackup', use_owner_references)
     _put(spec, 'skipImmediately', skip_immediately)
     return spec
@@ -233,17 +232,47 @@ def schedule_changes(existing_spec, desired_spec):
     return changed
 
 
+def _same(key, a, b):
+    return normalize_spec({key: a}) == normalize_spec({key: b})
+
+
 def schedule_plan(existing, desired_spec, desired_labels=None):
-    """What ``ensure schedule`` does: ``{'action': create|update|none, 'changes': [...], 'before', 'after'}``."""
+    """What ``ensure schedule`` does: ``{'action': create|update|none, 'changes', 'patch', 'before', 'after'}``.
+
+    Only the fields in ``desired_spec`` (the ones the user set) and ``desired_labels`` are compared and patched:
+    fields the module does not manage (``csiSnapshotTimeout``, ``resourcePolicy``, ``template.metadata``...) and
+    ``status`` (``lastBackup``, from which Velero computes the next run) are left as they are. ``patch`` is a JSON
+    merge patch of exactly the changed fields; ``before`` / ``after`` (the diff) hold exactly those fields.
+    """
     if existing is None:
-        return {'action': 'create', 'changes': ['spec'], 'before': {}, 'after': normalize_spec(desired_spec)}
-    changes = schedule_changes(existing.get('spec'), desired_spec)
+        return {'action': 'create', 'changes': ['spec'], 'patch': None, 'before': {}, 'after': normalize_spec(desired_spec)}
+    current = existing.get('spec') or {}
+    changes, patch, before, after = [], {}, {}, {}
+    for key in sorted(desired_spec):
+        value = desired_spec[key]
+        if key == 'template' and isinstance(value, dict):
+            current_template = current.get('template') or {}
+            for sub in sorted(value):
+                if not _same(sub, current_template.get(sub), value[sub]):
+                    changes.append('template.%s' % sub)
+                    patch.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(value[sub])
+                    before.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(current_template.get(sub))
+                    after.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(value[sub])
+        elif not _same(key, current.get(key), value):
+            changes.append(key)
+            patch.setdefault('spec', {})[key] = copy.deepcopy(value)
+            before.setdefault('spec', {})[key] = copy.deepcopy(current.get(key))
+            after.setdefault('spec', {})[key] = copy.deepcopy(value)
     current_labels = (existing.get('metadata') or {}).get('labels') or {}
-    for key, value in (desired_labels or {}).items():
+    for key in sorted(desired_labels or {}):
+        value = desired_labels[key]
         if current_labels.get(key) != value:
             changes.append('metadata.labels.%s' % key)
-    return {'action': 'update' if changes else 'none', 'changes': changes,
-            'before': normalize_spec(existing.get('spec') or {}), 'after': normalize_spec(desired_spec)}
+            patch.setdefault('metadata', {}).setdefault('labels', {})[key] = value
+            before.setdefault('metadata', {}).setdefault('labels', {})[key] = current_labels.get(key)
+            after.setdefault('metadata', {}).setdefault('labels', {})[key] = value
+    return {'action': 'update' if changes else 'none', 'changes': changes, 'patch': patch or None,
+            'before': before, 'after': after}
 
 
 # -- reading phases ---------------------------------------------------------------------------------
