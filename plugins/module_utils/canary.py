@@ -35,6 +35,7 @@ import math
 import re
 import string
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils import durations
 from ansible_collections.machinenativeops.platform.plugins.module_utils.canary_stats import compare_error_ratio, compare_latency
 
 STATE_ANNOTATION = 'canary.machinenativeops.io/state'
@@ -48,9 +49,6 @@ TERMINAL_PHASES = ('promoted', 'rolled_back', 'failed')
 DEFAULT_STEPS = [10, 30, 50, 80, 100]
 BUILTIN_METRICS = ('success_rate', 'error_rate', 'latency')
 
-_DURATION_RE = re.compile(r'^((\d+)(ms|s|m|h|d|w|y))+$')
-_DURATION_PART = re.compile(r'(\d+)(ms|s|m|h|d|w|y)')
-_DURATION_UNITS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800, 'y': 31536000}
 # Kubernetes object names and label values that may be pasted into PromQL label matchers.
 _NAME_RE = re.compile(r'^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$')
 _LABEL_NAME_RE = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*$')
@@ -61,19 +59,12 @@ class CanaryError(ValueError):
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def parse_duration(text):
-    """Prometheus duration (``30s``, ``1m30s``, ``500ms``) -> seconds (float)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text <= 0:
-            raise CanaryError('a duration must be positive, got %r' % (text,))
-        return float(text)
-    value = str(text or '').strip()
-    if not _DURATION_RE.match(value):
-        raise CanaryError('invalid duration %r: use a Prometheus duration such as 30s, 1m or 1m30s' % (text,))
-    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
-    if seconds <= 0:
-        raise CanaryError('a duration must be positive, got %r' % (text,))
-    return float(seconds)
+def parse_duration(value, name='duration'):
+    """A positive duration (the collection's grammar, module_utils/durations.py) in seconds; CanaryError otherwise."""
+    try:
+        return durations.parse_duration(value, name, positive=True)
+    except durations.DurationError as exc:
+        raise CanaryError(str(exc)) from None
 
 
 def format_time(ts):
@@ -174,7 +165,7 @@ def options_from_params(params):
     if stable == canary:
         raise CanaryError('stable and canary name the same destination %s' % describe_destination(stable))
     interval = analysis.get('interval') or '1m'
-    interval_seconds = parse_duration(interval)
+    interval_seconds = parse_duration(interval, 'analysis.interval')
     reporter = analysis.get('reporter') or 'destination'
     if reporter not in ('destination', 'source'):
         raise CanaryError('analysis.reporter must be destination or source, got %r' % (reporter,))
@@ -219,12 +210,14 @@ def options_from_params(params):
         'max_failed_checks': int(params.get('max_failed_checks') or 2),
         'max_inconclusive': int(params.get('max_inconclusive') or 5),
         'count_mode': params.get('count_mode') or 'consecutive',
-        'progress_deadline': parse_duration(params.get('progress_deadline') or '1h'),
+        'progress_deadline': parse_duration(params.get('progress_deadline') or '1h', 'progress_deadline'),
         'rollback_on_failure': params.get('rollback_on_failure', True) is not False,
         'analysis': {
-            'interval': str(interval),
+            # the window written into PromQL: Prometheus' own syntax, whatever spelling the option used
+            'interval': durations.promql_duration(interval_seconds),
             'interval_seconds': interval_seconds,
             'min_requests': min_requests,
+            'request_count_query': str(analysis['request_count_query']) if analysis.get('request_count_query') else None,
             'reporter': reporter,
             'success_rate_min': _builtin(analysis, builtins, 'success_rate', 'success_rate_min', 95.0),
             'error_rate_max': _builtin(analysis, builtins, 'error_rate', 'error_rate_max', 1.0),
@@ -508,8 +501,9 @@ def build_metrics(opts):
     total = 'sum(rate(istio_requests_total{%s}[%s]))' % (canary, interval)
     errors = 'sum(rate(istio_requests_total{%s,response_code=~"5.."}[%s]))' % (canary, interval)
     oks = 'sum(rate(istio_requests_total{%s,response_code!~"5.."}[%s]))' % (canary, interval)
-    metrics = [{'name': 'request_count', 'kind': 'traffic', 'min': float(a['min_requests']), 'max': None,
-                'query': 'sum(increase(istio_requests_total{%s}[%s]))' % (canary, interval)}]
+    count_query = template_query(a['request_count_query'], opts) if a.get('request_count_query') else \
+        'sum(increase(istio_requests_total{%s}[%s]))' % (canary, interval)
+    metrics = [{'name': 'request_count', 'kind': 'traffic', 'min': float(a['min_requests']), 'max': None, 'query': count_query}]
     if a['success_rate_min'] is not None:
         metrics.append({'name': 'request_success_rate', 'kind': 'builtin', 'min': a['success_rate_min'], 'max': None, 'unit': '%',
                         'query': '100 * (%s or on() vector(0)) / %s' % (oks, total)})
@@ -569,7 +563,8 @@ def run_analysis(metrics, query, opts, now, unavailable_errors=(), config_error=
             value = query(metric['query'])
         except unavailable_errors as exc:
             if config_error is not None and config_error(exc):
-                raise CanaryError('metric %s: Prometheus rejected the query: %s' % (metric['name'], exc)) from None
+                raise CanaryError('metric %s: configuration error in its query (not a Prometheus outage): %s'
+                                  % (metric['name'], exc)) from None
             return {'verdict': 'unavailable', 'at': format_time(now), 'window': opts['analysis']['interval'], 'requests': None,
                     'metrics': results, 'comparisons': [],
                     'reasons': ['Prometheus is unreachable, so the canary is held without counting a check: %s' % exc]}

@@ -25,6 +25,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import parse_duration
+
 CHECKS = ('workloads', 'pods', 'nodes', 'storage', 'jobs', 'certificates', 'gitops', 'backups', 'mesh', 'alerts', 'endpoints')
 SEVERITIES = ('ok', 'warning', 'critical')
 _RANK = {'ok': 0, 'warning': 1, 'critical': 2}
@@ -53,38 +55,11 @@ WAITING_CRITICAL = ('CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'Inv
                     'CreateContainerError', 'RunContainerError')
 FAILED_BACKUP_PHASES = ('Failed', 'PartiallyFailed', 'FailedValidation')
 
-_DURATION = re.compile(r'^\s*(?:(\d+(?:\.\d+)?)w)?\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$')
-
-
 class HealthError(Exception):
     """A problem that stops the whole health check (bad options, unreachable cluster, bad credentials)."""
 
 
 # -- small helpers ----------------------------------------------------------------------------------
-def parse_duration(value):
-    """Seconds (float) from a number of seconds or a duration such as ``25h``, ``7d``, ``1h30m``, ``90s``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError('invalid duration %r' % (value,))
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError('invalid duration %r: negative' % (value,))
-        return float(value)
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        match = _DURATION.match(text)
-        if not text or not match or not any(match.groups()):
-            raise ValueError('invalid duration %r: use seconds or a duration such as 25h, 7d, 1h30m' % (value,)) from None
-        weeks, days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-        return weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds
-    if number < 0:
-        raise ValueError('invalid duration %r: negative' % (value,))
-    return number
-
-
 def parse_time(value):
     """An aware UTC datetime from an RFC 3339 timestamp (``Z`` or offset, optional fraction); None if absent."""
     if not value:
@@ -137,7 +112,7 @@ def normalize_thresholds(thresholds):
             merged[key] = value
     result = dict(merged)
     for key in ('max_backup_age', 'max_cronjob_age'):
-        result[key] = parse_duration(merged[key])
+        result[key] = parse_duration(merged[key], 'threshold %s' % key)
     for key in ('max_restarts', 'max_pending_seconds', 'cert_expiry_days'):
         try:
             result[key] = int(merged[key])

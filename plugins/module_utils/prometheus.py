@@ -78,6 +78,20 @@ def _to_float(value):
     return float(value)
 
 
+class PrometheusResultError(PrometheusError):
+    """A query Prometheus answered, but with a result of the wrong shape (several series where one is expected):
+    the query's fault, not Prometheus'. ``labels`` holds the label sets of the series."""
+
+    def __init__(self, query, reason, labels=()):
+        self.labels = [dict(item) for item in labels]
+        super(PrometheusResultError, self).__init__(query, None, reason)
+
+
+def is_query_error(exc):
+    """Whether a PrometheusError is the query's fault (rejected as bad, or a result of the wrong shape), not an outage."""
+    return isinstance(exc, PrometheusResultError) or getattr(exc, 'status', None) in (400, 422)
+
+
 class Series:
     """One time series of a result: ``labels``; ``value`` (instant value, or the last value of a range);
     ``values`` (list of ``(timestamp, value)`` for range queries, one pair for instant queries)."""
@@ -148,7 +162,10 @@ class QueryResult:
         if self.is_empty:
             return None
         if len(self.series) > 1:
-            raise PrometheusError(self.query, None, 'expected one series, got %d (aggregate the query, e.g. with sum())' % len(self.series))
+            labels = [series.labels for series in self.series]
+            shown = ', '.join('{%s}' % ','.join('%s=%r' % kv for kv in sorted(item.items())) for item in labels[:5])
+            raise PrometheusResultError(self.query, 'expected one series, got %d: %s%s (aggregate the query, e.g. with sum())'
+                                        % (len(self.series), shown, ', ...' if len(labels) > 5 else ''), labels)
         return self.series[0].value
 
     def __repr__(self):

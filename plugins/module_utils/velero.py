@@ -16,6 +16,13 @@ import datetime
 import re
 import time
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import (
+    go_duration,
+    is_go_duration,
+    parse_duration,
+)
+from ansible_collections.machinenativeops.platform.plugins.module_utils.labels import velero_label_value
+
 API_VERSION = 'velero.io/v1'
 
 # Velero's phases (pkg/apis/velero/v1/backup_types.go, restore_types.go).
@@ -37,8 +44,6 @@ PHASE_MEANING = {
     'Deleting': 'being deleted',
 }
 
-_DURATION_PART = re.compile(r'(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)')
-_DURATION_UNITS = {'ns': 1e-9, 'us': 1e-6, '\u00b5s': 1e-6, 'ms': 1e-3, 's': 1.0, 'm': 60.0, 'h': 3600.0}
 _CRON_FIELD = re.compile(r'^[\d*/,\-A-Za-z?]+$')
 
 
@@ -51,40 +56,6 @@ class VeleroError(Exception):
 
 
 # -- small parsers ----------------------------------------------------------------------------------
-def parse_duration(value):
-    """Go ``time.Duration`` text (``720h0m0s``, ``1h30m``, ``90s``) to seconds (float); None for empty.
-
-    Raises ValueError for text that is not a Go duration.
-    """
-    if value is None or value == '':
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    if text in ('0', '+0', '-0'):
-        return 0.0
-    sign = -1.0 if text.startswith('-') else 1.0
-    body = text.lstrip('+-')
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(body) or not body:
-        raise ValueError('invalid duration %r: use Go duration syntax such as 720h, 168h0m0s or 90m' % value)
-    return sign * total
-
-
-def format_duration(seconds):
-    """Seconds to the canonical Go form Velero writes (``720h0m0s``)."""
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return '%dh%dm%ds' % (hours, minutes, secs)
-
-
 def parse_time(value):
     """RFC 3339 text (``2026-01-02T03:04:05Z``) to an aware datetime (UTC); None for empty/invalid."""
     if not value:
@@ -112,8 +83,10 @@ def validate_cron(expr):
         if text in ('@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'):
             return text
         if text.startswith('@every '):
-            parse_duration(text[len('@every '):])
-            return text
+            every = text[len('@every '):].strip()
+            seconds = parse_duration(every, 'schedule @every', positive=True)
+            # Velero reads @every with Go's time.ParseDuration: write 7d and the like in Go's form
+            return text if is_go_duration(every) else '@every %s' % go_duration(seconds)
         raise ValueError('unknown cron descriptor %r' % text)
     fields = text.split()
     if len(fields) != 5:
@@ -155,7 +128,7 @@ def backup_spec(params):
     spec = _selection({}, params)
     ttl = params.get('ttl')
     if ttl:
-        spec['ttl'] = format_duration(parse_duration(ttl))
+        spec['ttl'] = go_duration(parse_duration(ttl, 'ttl'))
     _put(spec, 'storageLocation', params.get('storage_location'))
     _put(spec, 'volumeSnapshotLocations', params.get('volume_snapshot_locations'))
     _put(spec, 'snapshotVolumes', params.get('snapshot_volumes'))
@@ -192,9 +165,8 @@ def restore_spec(params, backup_name=None):
 
 
 def schedule_spec(cron, template, paused=False, use_owner_references=None, skip_immediately=None):
-    spec = {'schedule': validate_cron(cron), 'template': template}
-    if paused:
-        spec['paused'] = True
+    # paused is always sent (false unpauses a paused Schedule); the other flags only when the user set them
+    spec = {'schedule': validate_cron(cron), 'template': template, 'paused': bool(paused)}
     _put(spec, 'useOwnerReferencesInBackup', use_owner_references)
     _put(spec, 'skipImmediately', skip_immediately)
     return spec
@@ -212,7 +184,7 @@ def delete_request_body(backup_name, namespace):
     """A DeleteBackupRequest as ``velero backup delete`` creates it (generateName ``<backup>-``)."""
     return {'apiVersion': API_VERSION, 'kind': 'DeleteBackupRequest',
             'metadata': {'generateName': '%s-' % backup_name[:55], 'namespace': namespace,
-                         'labels': {'velero.io/backup-name': backup_name[:63]}},
+                         'labels': {'velero.io/backup-name': velero_label_value(backup_name)}},
             'spec': {'backupName': backup_name}}
 
 
@@ -233,7 +205,7 @@ def normalize_spec(spec):
                 continue
             if key in ('ttl', 'csiSnapshotTimeout', 'itemOperationTimeout') and isinstance(value, str):
                 try:
-                    value = format_duration(parse_duration(value))
+                    value = go_duration(parse_duration(value, key))
                 except ValueError:
                     pass
             if key in ('includedNamespaces', 'excludedNamespaces', 'includedResources', 'excludedResources') and \
@@ -260,17 +232,47 @@ def schedule_changes(existing_spec, desired_spec):
     return changed
 
 
+def _same(key, a, b):
+    return normalize_spec({key: a}) == normalize_spec({key: b})
+
+
 def schedule_plan(existing, desired_spec, desired_labels=None):
-    """What ``ensure schedule`` does: ``{'action': create|update|none, 'changes': [...], 'before', 'after'}``."""
+    """What ``ensure schedule`` does: ``{'action': create|update|none, 'changes', 'patch', 'before', 'after'}``.
+
+    Only the fields in ``desired_spec`` (the ones the user set) and ``desired_labels`` are compared and patched:
+    fields the module does not manage (``csiSnapshotTimeout``, ``resourcePolicy``, ``template.metadata``...) and
+    ``status`` (``lastBackup``, from which Velero computes the next run) are left as they are. ``patch`` is a JSON
+    merge patch of exactly the changed fields; ``before`` / ``after`` (the diff) hold exactly those fields.
+    """
     if existing is None:
-        return {'action': 'create', 'changes': ['spec'], 'before': {}, 'after': normalize_spec(desired_spec)}
-    changes = schedule_changes(existing.get('spec'), desired_spec)
+        return {'action': 'create', 'changes': ['spec'], 'patch': None, 'before': {}, 'after': normalize_spec(desired_spec)}
+    current = existing.get('spec') or {}
+    changes, patch, before, after = [], {}, {}, {}
+    for key in sorted(desired_spec):
+        value = desired_spec[key]
+        if key == 'template' and isinstance(value, dict):
+            current_template = current.get('template') or {}
+            for sub in sorted(value):
+                if not _same(sub, current_template.get(sub), value[sub]):
+                    changes.append('template.%s' % sub)
+                    patch.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(value[sub])
+                    before.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(current_template.get(sub))
+                    after.setdefault('spec', {}).setdefault('template', {})[sub] = copy.deepcopy(value[sub])
+        elif not _same(key, current.get(key), value):
+            changes.append(key)
+            patch.setdefault('spec', {})[key] = copy.deepcopy(value)
+            before.setdefault('spec', {})[key] = copy.deepcopy(current.get(key))
+            after.setdefault('spec', {})[key] = copy.deepcopy(value)
     current_labels = (existing.get('metadata') or {}).get('labels') or {}
-    for key, value in (desired_labels or {}).items():
+    for key in sorted(desired_labels or {}):
+        value = desired_labels[key]
         if current_labels.get(key) != value:
             changes.append('metadata.labels.%s' % key)
-    return {'action': 'update' if changes else 'none', 'changes': changes,
-            'before': normalize_spec(existing.get('spec') or {}), 'after': normalize_spec(desired_spec)}
+            patch.setdefault('metadata', {}).setdefault('labels', {})[key] = value
+            before.setdefault('metadata', {}).setdefault('labels', {})[key] = current_labels.get(key)
+            after.setdefault('metadata', {}).setdefault('labels', {})[key] = value
+    return {'action': 'update' if changes else 'none', 'changes': changes, 'patch': patch or None,
+            'before': before, 'after': after}
 
 
 # -- reading phases ---------------------------------------------------------------------------------
@@ -409,7 +411,7 @@ def list_backups(client, namespace, schedule=None):
 def pending_delete_requests(client, namespace, backup_name):
     found = []
     for dbr in client.list(API_VERSION, 'DeleteBackupRequest', namespace=namespace,
-                           label_selector='velero.io/backup-name=%s' % backup_name[:63]):
+                           label_selector='velero.io/backup-name=%s' % velero_label_value(backup_name)):
         if (dbr.get('spec') or {}).get('backupName') == backup_name and (dbr.get('status') or {}).get('phase') != 'Processed':
             found.append(dbr)
     return found

@@ -128,14 +128,21 @@ options:
     suboptions:
       interval:
         description:
-          - The analysis window, a Prometheus duration (V(30s), V(1m), V(1m30s)); the queries use it as their range and a
-            new analysis counts only after a full window.
+          - The analysis window (V(30s), V(1m), V(1m30s), V(90); the collection's duration grammar, see the README section
+            Durations); the queries use it as their range (written in Prometheus syntax) and a new analysis counts only
+            after a full window.
         type: str
         default: 1m
       min_requests:
         description: Canary requests needed in the window; with fewer the analysis is inconclusive.
         type: int
         default: 20
+      request_count_query:
+        description:
+          - PromQL giving the number of canary requests in the window, compared with O(analysis.min_requests) to decide
+            whether there was enough traffic. Default the Istio query C(sum(increase(istio_requests_total{<canary>}[$interval]))).
+            Set it for non-Istio metrics; the same variables as in O(analysis.metrics) are replaced. It must return one series.
+        type: str
       reporter:
         description: Istio C(reporter) label of the built-in queries.
         type: str
@@ -228,7 +235,7 @@ options:
     choices: [consecutive, total]
     default: consecutive
   progress_deadline:
-    description: The canary fails when its weight has not changed for this long (a Prometheus duration), even while Prometheus is down.
+    description: The canary fails when its weight has not changed for this long (a duration such as V(1h) or V(90m)), even while Prometheus is down.
     type: str
     default: 1h
   rollback_on_failure:
@@ -394,7 +401,12 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.kube imp
     KubeError,
     get_kube_client,
 )
-from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import PROMETHEUS_ARG_SPEC, PrometheusClient, PrometheusError
+from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import (
+    PROMETHEUS_ARG_SPEC,
+    PrometheusClient,
+    PrometheusError,
+    is_query_error,
+)
 
 ISTIO_GROUP = 'networking.istio.io'
 
@@ -412,6 +424,7 @@ def _argument_spec():
     analysis = dict(
         interval=dict(type='str', default='1m'),
         min_requests=dict(type='int', default=20),
+        request_count_query=dict(type='str'),
         reporter=dict(type='str', choices=['destination', 'source'], default='destination'),
         builtin_metrics=dict(type='list', elements='str', choices=list(cn.BUILTIN_METRICS), default=list(cn.BUILTIN_METRICS)),
         success_rate_min=dict(type='float'),
@@ -486,7 +499,7 @@ def run_module(module, now):
         prom = PrometheusClient.from_params(p)
         analysis = cn.run_analysis(
             cn.build_metrics(opts), lambda q: prom.query(q, time=now).scalar(), opts, now,
-            unavailable_errors=(PrometheusError,), config_error=lambda e: e.status in (400, 422),
+            unavailable_errors=(PrometheusError,), config_error=is_query_error,
         )
     out = cn.decide(state, opts, now, analysis)
     result = {

@@ -43,13 +43,15 @@ attributes:
         not run restore tests (it reports them as skipped).
   diff_mode:
     support: full
-    details: Schedules (before and after spec). Other actions return no diff.
+    details: Schedules, exactly the fields the module changes (before and after). Other actions return no diff.
 options:
   action:
     description:
       - C(backup) creates the Backup O(name) unless it exists, then waits when O(wait).
       - C(restore) creates the Restore O(name) from O(backup_name), or from the newest C(Completed) backup of O(schedule_name).
-      - C(schedule) ensures the Schedule O(name) (O(state=present)) or removes it (O(state=absent)).
+      - C(schedule) ensures the Schedule O(name) (O(state=present)) or removes it (O(state=absent)). An existing Schedule is
+        updated with a merge patch of only the fields set in the task that differ; fields it does not manage (for example
+        C(csiSnapshotTimeout), C(resourcePolicy), C(template.metadata)) and C(status) (C(lastBackup)) are kept.
       - C(delete) deletes the backup O(name) (or O(backup_name)) with a C(DeleteBackupRequest), data in the bucket included.
       - C(verify) verifies the backup O(name), O(backup_name) or the newest finished backup of O(schedule_name).
       - C(status) reports the backup (or with O(kind=Restore) the restore) O(name), or the Schedule O(schedule_name) with its
@@ -114,7 +116,8 @@ options:
     type: dict
   ttl:
     description:
-      - How long Velero keeps the backup, as a Go duration, for example C(720h) (30 days) or C(168h) (7 days).
+      - How long Velero keeps the backup, for example C(720h) or C(30d) (30 days), C(168h) or C(7d) (7 days), in the collection's
+        duration grammar (see the README, section Durations); it is sent to Velero in Go's form (C(720h0m0s)).
     type: str
   storage_location:
     description:
@@ -416,6 +419,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.backup_v
     run_restore_test,
     verify_backup,
 )
+from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import DurationError, parse_duration
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import (
     HAS_KUBERNETES,
     KUBE_AUTH_ARG_SPEC,
@@ -612,12 +616,9 @@ class Runner:
             after = self.client.create(V.API_VERSION, 'Schedule', V.schedule_body(name, self.ns, desired, self.p['labels']),
                                        namespace=self.ns, dry_run=self.module.check_mode)
         elif plan['action'] == 'update':
-            body = dict(existing)
-            body['metadata'] = dict(existing['metadata'])
-            body['metadata']['labels'] = dict(existing['metadata'].get('labels') or {}, **(self.p['labels'] or {}))
-            body['spec'] = desired
-            body.pop('status', None)
-            after = self.client.replace(V.API_VERSION, 'Schedule', body, namespace=self.ns, dry_run=self.module.check_mode)
+            # a merge patch of the changed fields only: the rest of the spec and the status stay as they are
+            after = self.client.patch(V.API_VERSION, 'Schedule', name, plan['patch'], namespace=self.ns, patch_type='merge',
+                                      dry_run=self.module.check_mode)
         self.result['changed'] = plan['action'] != 'none'
         self.result['changes'] = plan['changes']
         if self.module._diff:
@@ -765,9 +766,9 @@ def main():
         module.fail_json(msg=missing_required_lib('boto3'), exception=BOTO3_IMPORT_ERROR)
     if module.params['ttl']:
         try:
-            V.parse_duration(module.params['ttl'])
-        except ValueError as exc:
-            module.fail_json(msg='ttl: %s' % exc)
+            parse_duration(module.params['ttl'], 'ttl')
+        except DurationError as exc:
+            module.fail_json(msg=str(exc))
     try:
         client = get_kube_client(module.params)
         runner = Runner(module, client)

@@ -415,7 +415,7 @@ def test_analysis_unavailable_and_bad_query():
 
     def bad(promql):
         raise Down(400)
-    with pytest.raises(c.CanaryError, match='rejected the query'):
+    with pytest.raises(c.CanaryError, match='configuration error in its query'):
         c.run_analysis(c.build_metrics(o), bad, o, T0, unavailable_errors=(Down,), config_error=lambda e: e.status == 400)
 
 

@@ -27,15 +27,15 @@ def test_parse_duration(text, seconds):
     assert V.parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["30d", "1 h", "h", "abc", "10"])
-def test_parse_duration_rejects_non_go_durations(text):
+@pytest.mark.parametrize("text", ["1 h", "h", "abc", "-1h"])
+def test_parse_duration_rejects_non_durations(text):
     with pytest.raises(ValueError, match="invalid duration"):
         V.parse_duration(text)
 
 
-def test_format_duration_is_velero_canonical():
-    assert V.format_duration(2592000) == "720h0m0s"
-    assert V.format_duration(5430) == "1h30m30s"
+def test_ttl_is_written_in_velero_canonical_form():
+    assert V.backup_spec({"ttl": "30d"})["ttl"] == "720h0m0s"
+    assert V.backup_spec({"ttl": "5430"})["ttl"] == "1h30m30s"
 
 
 def test_backup_spec_maps_every_option_and_drops_unset_ones():
@@ -87,8 +87,33 @@ def test_schedule_plan_names_the_changed_fields():
     plan = V.schedule_plan(existing, desired)
     assert plan["action"] == "update"
     assert plan["changes"] == ["paused", "schedule", "template.ttl"]
-    assert plan["before"]["schedule"] == "0 2 * * *" and plan["after"]["schedule"] == "0 * * * *"
+    assert plan["before"]["spec"]["schedule"] == "0 2 * * *" and plan["after"]["spec"]["schedule"] == "0 * * * *"
     assert V.schedule_plan(None, desired)["action"] == "create"
+
+
+def test_schedule_update_patches_only_the_fields_set_and_keeps_the_rest():
+    existing = {"metadata": {"name": "daily", "labels": {"team": "a"}},
+                "spec": {"schedule": "0 2 * * *", "csiSnapshotTimeout": "20m0s", "resourcePolicy": {"kind": "configmap", "name": "p"},
+                         "template": {"includedNamespaces": ["production"], "ttl": "720h0m0s", "metadata": {"labels": {"x": "y"}},
+                                      "csiSnapshotTimeout": "10m0s"}},
+                "status": {"phase": "Enabled", "lastBackup": "2026-01-01T02:00:00Z"}}
+    desired = V.schedule_spec("0 3 * * *", V.backup_spec({"included_namespaces": ["production"], "ttl": "7d"}))
+    plan = V.schedule_plan(existing, desired, {"team": "a"})
+    assert plan["changes"] == ["schedule", "template.ttl"]
+    assert plan["patch"] == {"spec": {"schedule": "0 3 * * *", "template": {"ttl": "168h0m0s"}}}
+    assert plan["before"] == {"spec": {"schedule": "0 2 * * *", "template": {"ttl": "720h0m0s"}}}
+    assert plan["after"] == {"spec": {"schedule": "0 3 * * *", "template": {"ttl": "168h0m0s"}}}
+    # a second run against the patched object changes nothing
+    patched = {"metadata": existing["metadata"], "status": existing["status"],
+               "spec": dict(existing["spec"], schedule="0 3 * * *",
+                            template=dict(existing["spec"]["template"], ttl="168h0m0s"))}
+    assert V.schedule_plan(patched, desired, {"team": "a"})["action"] == "none"
+
+
+def test_schedule_unpause_is_patched():
+    existing = {"spec": {"schedule": "0 2 * * *", "paused": True, "template": {}}}
+    plan = V.schedule_plan(existing, V.schedule_spec("0 2 * * *", {}, paused=False))
+    assert plan["patch"] == {"spec": {"paused": False}}
 
 
 def test_schedule_plan_sees_label_changes():
