@@ -13,7 +13,7 @@ Per target:
    IsolationForest, its score turned into robust-z units with the reference window's scores;
 4. score = max(univariate max |z|, multivariate score); an alarm needs ``persistence`` seconds of
    consecutive points above the threshold (missing points neither count nor break the run).
-The score at grid time t only uses samples at or before t.
+The score at grid time t only uses samples at or before t + step / 2 (the grid's bucket tolerance).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -306,6 +306,8 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
     result["metrics_used"] = list(scored.columns)
     result["metrics_ignored"] = list(scored.ignored)
     result["counters"] = [c for c, k in zip(prep.columns, prep.kinds) if k == "counter"]  # noqa: B905
+    result["gaps"] = int(getattr(prep, "gaps", 0))
+    result["merged_samples"] = int(getattr(prep, "merged", 0))
     if not scored.columns:
         result.update(status="insufficient_data", message="no metric has 3 samples in the reference window")
         return result

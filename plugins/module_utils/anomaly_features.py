@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+import time
 import warnings
 
 try:
@@ -158,14 +159,29 @@ class RawSeries:
         return RawSeries(self.target, self.timestamps[keep], self.columns, self.values[keep])
 
 
-def samples_to_series(samples, target_key="target", timestamp_key="timestamp", metrics_key="metrics"):
+FUTURE_TOLERANCE = 300.0   # seconds a sample may lie ahead of the controller's clock (clock skew) before it is refused
+
+
+def samples_to_series(samples, target_key="target", timestamp_key="timestamp", metrics_key="metrics", warnings_out=None, now=None):  # noqa: PLR0917
     """List of {target, timestamp, metrics: {name: value}} -> {target: RawSeries}.
 
-    Duplicate (target, timestamp) rows are merged (later values win per metric); columns that
-    never carry a finite number are dropped.
+    Rows are taken in the order given. A value for a (target, metric) whose timestamp is earlier
+    than one already seen is out of order, one at a timestamp already seen is a duplicate, and a
+    sample more than ``FUTURE_TOLERANCE`` seconds after ``now`` (default: the clock) is in the future:
+    all three are ignored and counted in ``warnings_out`` (a list that receives one message per
+    kind and target). Rows at the same time with other metrics are merged (long format); columns
+    that never carry a finite number are dropped.
     """
     require_numpy()
+    now = time.time() if now is None else float(now)
     rows = {}
+    last_seen = {}
+    problems = {}
+
+    def note(kind, target, ts, idx):
+        slot = problems.setdefault((kind, target), [0, idx, ts])
+        slot[0] += 1
+
     for idx, sample in enumerate(samples or []):
         if not isinstance(sample, dict):
             raise FeatureError("sample #%d is not a mapping" % idx)
@@ -180,10 +196,43 @@ def samples_to_series(samples, target_key="target", timestamp_key="timestamp", m
             metrics = dict((k, v) for k, v in sample.items() if k not in (target_key, timestamp_key))
         if not isinstance(metrics, dict):
             raise FeatureError("sample #%d (target %s): %s is not a mapping" % (idx, target, metrics_key))
-        per_target = rows.setdefault(str(target), {})
-        slot = per_target.setdefault(ts, {})
+        target = str(target)
+        if ts > now + FUTURE_TOLERANCE:
+            note("future", target, ts, idx)
+            continue
+        per_target = rows.setdefault(target, {})
+        slot = per_target.get(ts)
+        kinds = set()
+        accepted = {}
         for name, value in metrics.items():
-            slot[str(name)] = to_float(value)
+            name = str(name)  # noqa: PLW2901
+            key = (target, name)
+            prev = last_seen.get(key)
+            if prev is not None and ts < prev:
+                kinds.add("out_of_order")
+                continue
+            if prev is not None and ts == prev and slot is not None and name in slot:
+                kinds.add("duplicate")
+                continue
+            accepted[name] = to_float(value)
+        for kind in kinds:
+            note(kind, target, ts, idx)
+        if not accepted:
+            continue
+        slot = per_target.setdefault(ts, {})
+        for name, value in accepted.items():
+            slot[name] = value
+            last_seen[(target, name)] = ts
+    if warnings_out is not None:
+        what = {"future": "ignored %d sample(s) more than %ds in the future (first: sample #%d at %s)",
+                "out_of_order": "ignored %d out-of-order sample(s) (earlier than a sample already given; first: sample #%d at %s)",
+                "duplicate": "ignored %d duplicate sample(s) (a timestamp already given for the same metric; first: sample #%d at %s)"}
+        for (kind, target), (count, idx, ts) in sorted(problems.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if kind == "future":
+                msg = what[kind] % (count, int(FUTURE_TOLERANCE), idx, iso(ts))
+            else:
+                msg = what[kind] % (count, idx, iso(ts))
+            warnings_out.append({"target": target, "kind": kind, "count": count, "message": "target %s: %s" % (target, msg)})
     out = {}
     for target, by_ts in rows.items():
         times = sorted(by_ts)
@@ -295,7 +344,9 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
     """Put a RawSeries on a grid anchored at its first sample, turn counters into rates and smooth.
 
     - grid step: ``step`` or the median sampling interval inside the reference window;
-      a sample observed at time s lands on the first grid point >= s (never earlier);
+      a sample observed at time s lands on the nearest grid point (within step / 2: jitter neither
+      delays nor drops samples); of two samples in one bucket the latest wins (``merged`` counts
+      them); grid points without a sample are gaps (``observed`` False, ``gaps`` counts them);
     - counters (monotonic in the reference window, or named like *_total) become rates over
       ``rate_window`` seconds; a drop is a reset and counts the new value as the increase;
     - gauges are smoothed with a trailing mean over ``smooth`` seconds (NaN-aware).
@@ -308,7 +359,10 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         step = _regular_grid(ts, min_history) if len(ts) > 1 else 60.0
     step = float(step)
     t0 = ts[0]
-    idx = np.ceil((ts - t0) / step - 1e-9).astype(int)
+    # bucket by interval: a sample belongs to the nearest grid point (tolerance step / 2), so a sample
+    # a second early or late is neither delayed by a step nor overwrites its neighbour; two samples in
+    # one bucket keep the latest; buckets without a sample are gaps (observed=False)
+    idx = np.floor((ts - t0) / step + 0.5).astype(int)
     n = int(idx[-1]) + 1
     if max_points and n > max_points:
         raise FeatureError("target %s spans %d grid points (more than %d); increase the step or shorten the window" % (raw.target, n, max_points))
@@ -321,6 +375,7 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         grid[idx[ok], j] = col[ok]
     observed = np.zeros(n, dtype=bool)
     observed[idx] = True
+    merged = int(idx.size - np.unique(idx).size)
     times = t0 + step * np.arange(n)
     ref_end = int(min(n, max(1, math.floor(min_history / step) + 1)))
 
@@ -347,7 +402,8 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         kinds.append(kind)
         floors.append(floor)
     return Prepared(target=raw.target, times=times, step=step, columns=list(raw.columns), kinds=kinds, values=out,
-                    floors=np.asarray(floors, dtype=float), ref_end=ref_end, resets=resets_total, observed=observed)
+                    floors=np.asarray(floors, dtype=float), ref_end=ref_end, resets=resets_total, observed=observed,
+                    merged=merged, gaps=int(n - np.count_nonzero(observed)))
 
 
 def column_kind(name, ref):

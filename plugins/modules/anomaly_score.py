@@ -283,6 +283,18 @@ targets:
     episodes:
       description: Number of alarm episodes in the window.
       type: int
+    input_warnings:
+      description:
+        - Problems of this target's input that were ignored, one message per kind (samples out of order, duplicate timestamps
+          of the same metric, timestamps more than 5 minutes after the controller's clock). They are also emitted as warnings.
+      type: list
+      elements: str
+    gaps:
+      description: Grid points of the scored series without a sample (missing scrapes).
+      type: int
+    merged_samples:
+      description: Samples that fell into a grid bucket already holding a sample (sampled faster than the step); the latest is kept.
+      type: int
     timeline:
       description: Score per grid point (with O(timeline=true)).
       type: list
@@ -297,6 +309,11 @@ model:
   description: The model used (version, sha256 of model.joblib, path, threshold and persistence applied).
   returned: always
   type: dict
+input_warnings:
+  description: Every ignored input problem (target, kind C(out_of_order), C(duplicate) or C(future), count).
+  returned: always
+  type: list
+  elements: dict
 queries:
   description: The PromQL queries sent (Prometheus input only).
   returned: when Prometheus was queried
@@ -412,11 +429,12 @@ def main():
         persistence = float(config.get('persistence', ad.DEFAULT_CONFIG['persistence']))
 
         queries = None
+        input_warnings = []
         if p['samples'] is not None:
-            series = af.samples_to_series(p['samples'])
+            series = af.samples_to_series(p['samples'], warnings_out=input_warnings)
         elif p['metrics_file']:
             samples = af.read_metrics_file(p['metrics_file'], p['target_column'], p['timestamp_column'], p['default_target'])
-            series = af.samples_to_series(samples)
+            series = af.samples_to_series(samples, warnings_out=input_warnings)
         else:
             client = PrometheusClient.from_params(p)
             step = step or 15.0
@@ -452,6 +470,12 @@ def main():
     except af.FeatureError as exc:
         module.fail_json(msg=str(exc))
 
+    per_target_warnings = {}
+    for item in input_warnings:
+        per_target_warnings.setdefault(item['target'], []).append(item['message'])
+        module.warn(item['message'])
+    for r in results:
+        r['input_warnings'] = per_target_warnings.get(r['target'], [])
     by_type = {}
     for r in results:
         if r['anomalous'] and r['anomaly_type']:
@@ -471,6 +495,7 @@ def main():
     out = dict(changed=False, targets=results, summary=summary, model=model)
     if queries is not None:
         out['queries'] = queries
+    out['input_warnings'] = [dict((k, v) for k, v in w.items() if k != 'message') for w in input_warnings]
     module.exit_json(**out)
 
 
