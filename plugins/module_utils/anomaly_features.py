@@ -696,6 +696,128 @@ def classifier_features(canon, resets, observed, step, alarm_start, at, baseline
     return vec, mapped
 
 
+# --------------------------------------------------------------------------- what a metric means
+
+# The smallest change of a metric that is worth a look, per kind, as floors of the robust scale
+# (the detector's z is change / scale, and an alarm needs z above a threshold of several units):
+# an absolute floor in the metric's base unit and a relative floor (a fraction of the baseline
+# median). They come from what the metrics physically are, not from any data set:
+# - cpu (cores): 25 millicores or 6 % of the usage: a fraction of a core is scheduler noise;
+# - memory (bytes): 8 MiB or 2 %: allocator arenas and GC cycles move working sets by that much;
+# - latency (seconds): 5 ms or 12.5 %: a percentile from a Prometheus histogram is interpolated
+#   inside buckets that are typically 2-2.5x wide, so it jumps by a sizeable fraction of itself
+#   when the traffic mix moves; a few milliseconds are within one scrape's noise;
+# - error ratio (0-1): half a percentage point or 10 %; errors and requests (per second): a
+#   few per minute or 10 % (traffic is bursty by nature);
+# - network (bytes per second): 10 KiB/s or 10 %; disk (bytes): 16 MiB or 1 %; disk io: 10 %;
+# - throttling (seconds per second): 10 ms/s or 10 %;
+# - columns the detector does not know: 1 % of the median (their scale is learnt from the data).
+# Units are read from the column name (_ms, _mib, _percent ...); without a unit suffix the base
+# unit is assumed, except that a latency whose baseline median exceeds 20 is taken as milliseconds.
+KIND_FLOORS = {
+    "cpu": (0.025, 0.0625),
+    "memory": (8 * 1024.0 ** 2, 0.02),
+    "latency": (0.005, 0.125),
+    "error_ratio": (0.005, 0.1),
+    "errors": (0.05, 0.1),
+    "requests": (0.05, 0.1),
+    "network": (10 * 1024.0, 0.1),
+    "disk": (16 * 1024.0 ** 2, 0.01),
+    "disk_io": (0.0, 0.1),
+    "throttle": (0.01, 0.1),
+    "restarts": (0.0, 0.0),
+    "other": (0.0, 0.01),
+}
+# independent evidence groups (several columns of one kind are one piece of evidence)
+EVIDENCE_GROUP = {"net_rx": "network", "net_tx": "network", "network": "network", "errors": "errors", "error_ratio": "errors"}
+
+
+def _unit_factor(norm, canon, median):
+    """Multiplier from the base unit of ``canon`` to the column's unit, read from its name."""
+    tokens = set(norm.split("_"))
+    percentish = bool(tokens & {"percent", "pct", "percentage"}) or norm.endswith("_pct")
+    if canon == "latency":
+        if tokens & {"ms", "milliseconds", "millis", "msec"}:
+            return 1000.0
+        if tokens & {"us", "microseconds", "micros", "usec"}:
+            return 1e6
+        if tokens & {"seconds", "s", "sec"}:
+            return 1.0
+        return 1000.0 if median is not None and median > 20.0 else 1.0
+    if canon in ("memory", "disk"):
+        for unit, factor in (("kb", 1024.0), ("kib", 1024.0), ("mb", 1024.0 ** 2), ("mib", 1024.0 ** 2), ("gb", 1024.0 ** 3), ("gib", 1024.0 ** 3)):
+            if unit in tokens:
+                return 1.0 / factor
+        return 1.0
+    if canon == "cpu":
+        if tokens & {"millicores", "mcores", "m"}:
+            return 1000.0
+        if percentish or (("utilization" in tokens or "util" in tokens) and median is not None and median > 1.5):
+            return 100.0
+        return 1.0
+    if canon == "error_ratio":
+        return 100.0 if percentish or (median is not None and median > 1.0) else 1.0
+    if canon in ("network", "net_rx", "net_tx"):
+        if tokens & {"kb", "kib", "kbps"}:
+            return 1.0 / 1024.0
+        if tokens & {"mb", "mib", "mbps"}:
+            return 1.0 / 1024.0 ** 2
+        return 1.0
+    return 1.0
+
+
+def column_semantics(columns, ref_values, overrides=None):
+    """Per column: (group, absolute floor in the column's unit, relative floor, weight).
+
+    ``ref_values``: (n_ref, m) reference-window values (to read medians for unit guesses). Known
+    metrics have weight 1; a column the detector does not know counts two thirds, since it cannot
+    judge what a change of it means.
+    """
+    mapping = map_columns(columns, overrides)
+    canon_of = {}
+    for canon, cols in mapping.items():
+        for c in cols:
+            canon_of[c] = canon
+    out = []
+    for j, col in enumerate(columns):
+        canon = canon_of.get(col)
+        vals = ref_values[:, j] if ref_values is not None and ref_values.size else np.array([])
+        vals = vals[~np.isnan(vals)] if vals.size else vals
+        median = float(np.median(np.abs(vals))) if vals.size else None
+        if canon is None:
+            a, r = KIND_FLOORS["other"]
+            out.append(("other", a, r, 2.0 / 3.0, None))
+            continue
+        kind = EVIDENCE_GROUP.get(canon, canon)
+        floor_kind = "network" if canon in ("net_rx", "net_tx") else canon
+        a, r = KIND_FLOORS.get(floor_kind, KIND_FLOORS["other"])
+        norm = normalise_name(col)
+        tokens = set(norm.split("_"))
+        if canon in ("memory", "disk") and tokens & {"percent", "pct", "percentage", "ratio", "utilization", "util"}:
+            # a share of the limit or of the volume: half a percentage point
+            a = 0.5 if (tokens & {"percent", "pct", "percentage"} or (median is not None and median > 1.5)) else 0.005
+        else:
+            a = a * _unit_factor(norm, canon, median)
+        out.append((kind, a, r, 1.0, canon))
+    return out
+
+
+def quantisation_step(vals):
+    """The typical step between the distinct values of a quantised series (0 when it is not).
+
+    A series is quantised when it takes few distinct values (at most a fifth of its samples):
+    histogram-derived percentiles of a pod with little traffic, integer gauges. The step is the
+    median gap between consecutive distinct values.
+    """
+    vals = vals[~np.isnan(vals)]
+    if vals.size < 10:
+        return 0.0
+    distinct = np.unique(vals)
+    if distinct.size < 2 or distinct.size > max(3, vals.size // 5):
+        return 0.0
+    return float(np.median(np.diff(distinct)))
+
+
 # --------------------------------------------------------------------------- Prometheus input
 
 # Column name -> PromQL with the placeholders {selector} (label matchers, without braces) and

@@ -128,3 +128,21 @@ def test_classifier_handles_all_missing_features(artifact):
     vec = np.full(len(af.CLASSIFIER_FEATURE_NAMES), np.nan)
     label, conf, probs = ad.classify(artifact["model"], vec)
     assert label in gen.CLASSES and 0.0 <= conf <= 1.0 and len(probs) == len(gen.CLASSES)
+
+
+def test_default_file_pins_the_default_version(copy_dir, artifact):
+    shutil.copytree(copy_dir, copy_dir.parent / "10.0.0")
+    (copy_dir.parent / "DEFAULT").write_text("9.9.9\n")
+    assert am.load(models_dir=str(copy_dir.parent), load_classifier=False)["path"].endswith("9.9.9")
+    assert am.load(models_dir=str(copy_dir.parent), version="10.0.0", load_classifier=False)["path"].endswith("10.0.0")
+    (copy_dir.parent / "DEFAULT").write_text("8.0.0\n")
+    with pytest.raises(am.ModelError, match=r"8\.0\.0"):
+        am.load(models_dir=str(copy_dir.parent), load_classifier=False)
+
+
+def test_committed_versions_both_load_and_the_default_is_pinned():
+    assert {"1.0.0", "1.1.0"} <= set(am.list_versions(MODELS_DIR))
+    assert am.default_version(MODELS_DIR) == "1.0.0"
+    new = am.load(models_dir=MODELS_DIR, version="1.1.0", load_classifier=False)
+    assert new["manifest"]["detector"]["scoring"] == 2
+    assert "scoring" not in am.load(models_dir=MODELS_DIR, version="1.0.0", load_classifier=False)["manifest"]["detector"]
