@@ -358,6 +358,39 @@ CLASSIFY_AFTER = 180.0   # seconds after the alarm the type is decided (or the e
 MIN_MAPPED = 3           # canonical metrics needed before the classifier is applied
 
 
+# The canonical metrics an anomaly type is read from: the classifier's answer stands only when at least one
+# of them is mapped in the input (and, when known metrics moved, one of them moved). Otherwise it abstains
+# (anomaly_type "unknown"): a type the input cannot show is a guess from the training distribution.
+TYPE_EVIDENCE = {
+    "cpu_spike": ("cpu", "throttle"),
+    "resource_contention": ("cpu", "throttle"),
+    "memory_leak": ("memory",),
+    "oom_kill": ("restarts",),
+    "pod_crash": ("restarts",),
+    "disk_full": ("disk",),
+    "disk_io_bottleneck": ("disk_io",),
+    "network_latency": ("latency", "network", "net_rx", "net_tx"),
+    "dns_resolution_failure": ("errors", "error_ratio", "latency"),
+    "high_error_rate": ("errors", "error_ratio"),
+    "slow_response": ("latency",),
+    "connection_pool_exhausted": ("latency", "errors", "error_ratio"),
+    "deadlock": ("cpu", "requests", "latency"),
+    "cache_thrashing": ("memory", "latency", "cpu"),
+}
+
+
+def abstain_reason(label, mapping, moved_canon):
+    """Why the classifier's ``label`` is not supported by the input (None when it is)."""
+    need = TYPE_EVIDENCE.get(label)
+    if not need:
+        return None
+    if not any(c in mapping for c in need):
+        return "%s needs one of %s, none of which is in the input" % (label, ", ".join(need))
+    if moved_canon and not any(c in moved_canon for c in need):
+        return "%s is read from %s, but the metrics that moved are %s" % (label, ", ".join(need), ", ".join(sorted(moved_canon)))
+    return None
+
+
 def classification_rows(step, start, alarm_idx, end):
     at = min(end, alarm_idx + round(CLASSIFY_AFTER / step))
     return start, at
@@ -438,6 +471,14 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
                 if mapped >= MIN_MAPPED and ("cpu" in mapping or "memory" in mapping):
                     label, conf, probs = classify(classifier, feats)
                     item.update(anomaly_type=label, confidence=round(conf, 4), type_probabilities=probs, classified_at=af.iso(scored.times[at]))
+                    if int(cfg.get("scoring", 1)) >= 2:
+                        canon_of = dict((col, canon) for canon, cols in mapping.items() for col in cols)
+                        moved = set(canon_of[m["metric"]] for m in item["contributing_metrics"] if m["metric"] in canon_of)
+                        reason = abstain_reason(label, mapping, moved)
+                        item["moved_metric_kinds"] = sorted(moved)
+                        if reason:
+                            item.update(anomaly_type="unknown", confidence=round(min(conf, 1.0 - conf), 4), classifier_type=label,
+                                        abstained=reason)
                 else:
                     result["message"] = "classifier not applied: %d known metrics mapped (need %d incl. cpu or memory)" % (mapped, MIN_MAPPED)
             details.append(item)
@@ -448,6 +489,8 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
         result["first_anomalous_at"] = chosen["alarm_at"]
         result["anomaly_start"] = chosen["anomaly_start"]
         result["contributing_metrics"] = chosen["contributing_metrics"]
+        if chosen.get("abstained"):
+            result["classifier_abstained"] = chosen["abstained"]
         if chosen["anomaly_type"] is not None:
             result.update(anomaly_type=chosen["anomaly_type"], confidence=chosen["confidence"], type_probabilities=chosen["type_probabilities"],
                           classifier_applied=True, classified_at=chosen["classified_at"])

@@ -272,6 +272,13 @@ targets:
     classifier_applied:
       description: Whether the classifier ran for this target.
       type: bool
+    classifier_abstained:
+      description:
+        - With model 1.1.0, why RV(targets[].anomaly_type) is C(unknown) - the classifier's type needs metrics the input does not
+          have (for example C(disk_full) without a disk column, C(oom_kill) without a restart counter), or the metrics that moved
+          are not the ones that type is read from. The episode details name the classifier's own guess (C(classifier_type))
+          and the metric kinds that moved (C(moved_metric_kinds)). Confidence is then at most 0.5.
+      type: str
     contributing_metrics:
       description: Columns with the largest mean robust z-score over the first alarm's run (|z| >= 3, at most 5).
       type: list
