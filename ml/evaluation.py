@@ -59,7 +59,7 @@ def score_pods(pods, config=None):
     out = []
     for pod in pods:
         s = ad.score_raw(pod.to_raw(), config)
-        out.append(Scored(pod, s.times, s.step, s.ref_end, s.uni, s.mv))
+        out.append(Scored(pod, s.times, s.step, getattr(s, "score_start", s.ref_end), s.uni, s.mv))
     return out
 
 

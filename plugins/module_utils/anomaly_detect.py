@@ -54,6 +54,7 @@ DEFAULT_CONFIG = {
     "release_ratio": 0.5,        # an alarm stays raised until the score falls below this fraction of the threshold
     "merge_gap": 600.0,          # alarms closer than this to the previous one's end are the same episode
     "min_requests": 30.0,        # fewer requests than this per rate window: no latency or error verdict
+    "min_score_history": 600.0,  # scoring 2: seconds of a pod's own history before its first score (the minimum history)
 }
 
 SENSITIVITY = {"low": 1.25, "medium": 1.0, "high": 0.8}
@@ -179,6 +180,10 @@ def score_prepared(prep, config=None):
     n, _m = values.shape
     ref_end = prep.ref_end
     ref = values[:ref_end]
+    v2 = int(cfg.get("scoring", 1)) >= 2
+    # scoring 2 scores from min_score_history on (against a trailing baseline of at least that much clean history), so a
+    # fault that starts inside the reference window is compared with the minutes before it instead of being learnt
+    warm_end = int(min(ref_end, max(1, math.ceil(float(cfg["min_score_history"]) / step)))) if v2 else ref_end
     usable = np.sum(~np.isnan(ref), axis=0) >= 3
     ignored = [c for c, ok in zip(prep.columns, usable) if not ok]  # noqa: B905
     cols = [c for c, ok in zip(prep.columns, usable) if ok]  # noqa: B905
@@ -195,8 +200,11 @@ def score_prepared(prep, config=None):
         med, mad = af.rolling_baseline(vals, w_pts, gap, min_pts, stride=stride)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            ref_med = np.nanmedian(vals[:ref_end], axis=0)
-            ref_mad = np.nanmedian(np.abs(vals[:ref_end] - ref_med[None, :]), axis=0)
+            # scoring 2: the reference spread comes from the warm-up's first minutes only, so a fault that starts
+            # later inside the reference window does not widen the scale it is judged with
+            r_end = warm_end if v2 else ref_end
+            ref_med = np.nanmedian(vals[:r_end], axis=0)
+            ref_mad = np.nanmedian(np.abs(vals[:r_end] - ref_med[None, :]), axis=0)
         if int(cfg.get("scoring", 1)) >= 2:
             sem = af.column_semantics(cols, vals[:ref_end], cfg.get("canonical_map"))
             quant = np.array([af.quantisation_step(vals[:ref_end, j]) for j in range(len(cols))])
@@ -227,9 +235,10 @@ def score_prepared(prep, config=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             score = np.fmax(uni, cfg["mv_weight"] * mv)
-    score[:ref_end] = np.nan
+    score_start = min(n, warm_end + max(1, round(cfg["baseline_gap"] / step))) if v2 else ref_end
+    score[:score_start] = np.nan
     return ScoredTarget(target=prep.target, times=prep.times, step=step, columns=cols, ignored=ignored, z=z, uni=uni, mv=mv,
-                        score=score, ref_end=ref_end, prepared=prep, usable=usable)
+                        score=score, ref_end=ref_end, prepared=prep, usable=usable, score_start=score_start)
 
 
 def _low_traffic(vals, sem, cfg):

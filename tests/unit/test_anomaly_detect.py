@@ -265,3 +265,17 @@ def test_hysteresis_keeps_one_episode_and_close_alarms_merge():
     assert ad.count_alarm_episodes(s, 2, 8.0, 4.0) == 2
     assert ad.count_alarm_episodes(s, 2, 8.0, 4.0, merge_pts=5) == 1
     assert len(ad.episodes(held, s, 8.0, merge_pts=5)) == 1
+
+
+def test_a_fault_inside_the_warm_up_window_is_not_learnt_as_normal():
+    n = 480
+    rng = np.random.default_rng(26)
+    cols = _flat_pod(n, 26, 0.05 * np.exp(rng.normal(0, 0.05, n)))
+    onset = 60                                        # minute 15 of a 30-minute reference window
+    cols["cpu_usage"][onset:onset + 120] += 0.8
+    r = ad.analyze_target(make(cols), CFG2)
+    assert r["anomalous"] is True
+    first = af.parse_timestamp(r["first_anomalous_at"])
+    assert T0 + onset * 15 <= first <= T0 + onset * 15 + 300
+    old = ad.analyze_target(make(cols), CFG)          # 1.0.0 scoring: learnt as normal
+    assert old["anomalous"] is False or af.parse_timestamp(old["first_anomalous_at"]) > T0 + onset * 15 + 300
