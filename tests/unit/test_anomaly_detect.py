@@ -191,6 +191,7 @@ def test_works_at_both_sampling_rates(step):
 
 CFG2 = {"threshold": 8.0, "scoring": 2}
 
+
 def _flat_pod(n, seed, latency):
     rng = np.random.default_rng(seed)
     return {
