@@ -180,7 +180,7 @@ def score_full(pods, config):
     out = []
     for pod in pods:
         s = ad.score_raw(pod.to_raw(), config)
-        item = _Full(pod, s.times, s.step, s.ref_end, s.uni, s.mv)
+        item = _Full(pod, s.times, s.step, getattr(s, "score_start", s.ref_end), s.uni, s.mv)
         item.full = s
         out.append(item)
     return out

@@ -59,7 +59,7 @@ def score_pods(pods, config=None):
     out = []
     for pod in pods:
         s = ad.score_raw(pod.to_raw(), config)
-        out.append(Scored(pod, s.times, s.step, s.ref_end, s.uni, s.mv))
+        out.append(Scored(pod, s.times, s.step, getattr(s, "score_start", s.ref_end), s.uni, s.mv))
     return out
 
 
@@ -73,22 +73,24 @@ def scores_of(scored, mode="max", weight=1.0, key=None):
     return res
 
 
-def calibrate(scored, arrays, persistence, target_fa, lo=0.0, hi=None):  # noqa: PLR0917
+def calibrate(scored, arrays, persistence, target_fa, lo=0.0, hi=None, config=None):  # noqa: PLR0917
     k_of = [ad.persistence_points(s.step, persistence) for s in scored]
+    steps = [s.step for s in scored]
     masks = [s.normal_mask() for s in scored]
     days = sum(s.normal_days() for s in scored)
     if hi is None:
         finite = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([1.0])
         hi = float(np.max(finite)) + 0.1 if finite.size else 1.0
-    thr, fa = _calibrate(arrays, days, k_of, target_fa, lo, hi, masks)
+    thr, fa = _calibrate(arrays, days, k_of, target_fa, lo, hi, masks, steps, config)
     return thr, fa
 
 
-def _calibrate(arrays, days, k_of, target, lo, hi, masks):  # noqa: PLR0917
+def _calibrate(arrays, days, k_of, target, lo, hi, masks, steps=None, config=None):  # noqa: PLR0917
     def fa_rate(thr):
         total = 0
         for i, a in enumerate(arrays):
-            total += ad.count_alarm_episodes(np.where(masks[i], a, -np.inf), k_of[i], thr)
+            release, merge = ad.decision_params(steps[i], thr, config) if steps is not None and config is not None else (None, 0)
+            total += ad.count_alarm_episodes(np.where(masks[i], a, -np.inf), k_of[i], thr, release, merge)
         return total / max(days, 1e-9)
 
     low, high = lo, hi
@@ -103,8 +105,12 @@ def _calibrate(arrays, days, k_of, target, lo, hi, masks):  # noqa: PLR0917
     return high, fa_rate(high)
 
 
-def event_metrics(scored, arrays, threshold, persistence):
+def event_metrics(scored, arrays, threshold, persistence, config=None):
+    """Recall within 5 min (any alarm raised at/after onset), new-alarm recall (only alarm episodes that START at
+    or after the onset, within 5 min: an alarm already raised before the onset is no detection) and false
+    alarm episodes per normal pod-day (an episode is counted once, episodes closer than the merge gap are one)."""
     fa = 0
+    new5 = 0
     days = 0.0
     detected5 = 0
     detected_any = 0
@@ -114,8 +120,9 @@ def event_metrics(scored, arrays, threshold, persistence):
     alarm_times = {}
     for s, a in zip(scored, arrays, strict=False):
         k = ad.persistence_points(s.step, persistence)
-        flags = ad.alarm_flags(a, k, threshold)
-        eps = ad.episodes(flags, a, threshold)
+        release, merge = ad.decision_params(s.step, threshold, config) if config is not None else (None, 0)
+        flags = ad.alarm_flags(a, k, threshold, release)
+        eps = ad.episodes(flags, a, threshold, merge)
         normal = s.normal_mask()
         days += s.normal_days()
         for _start, alarm_idx, _end in eps:
@@ -126,6 +133,11 @@ def event_metrics(scored, arrays, threshold, persistence):
         n_anom += 1
         rec = per_type.setdefault(s.pod.label, {"n": 0, "detected_5min": 0, "detected": 0, "delays": []})
         rec["n"] += 1
+        for _start, alarm_idx, _end in eps:
+            t_alarm = s.times[alarm_idx]
+            if s.pod.onset <= t_alarm <= min(s.pod.onset + RECALL_WINDOW, s.pod.end) and (alarm_idx == 0 or not flags[alarm_idx - 1]):
+                new5 += 1
+                break
         idx = np.where(flags & (s.times >= s.pod.onset) & (s.times <= s.pod.end))[0]
         if idx.size:
             delay = float(s.times[idx[0]] - s.pod.onset)
@@ -145,6 +157,7 @@ def event_metrics(scored, arrays, threshold, persistence):
         "anomalous_pods": n_anom,
         "recall_5min": round(detected5 / max(n_anom, 1), 3),
         "recall_any": round(detected_any / max(n_anom, 1), 3),
+        "new_alarm_recall_5min": round(new5 / max(n_anom, 1), 3),
         "delay_median_s": round(float(np.median(delays)), 1) if delays else None,
         "delay_p90_s": round(float(np.percentile(delays, 90)), 1) if delays else None,
         "per_type": {},

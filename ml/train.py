@@ -25,7 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from ml import evaluation as ev
 from ml import generator as gen
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
+DETECTOR = {"scoring": 2}   # what new versions are calibrated and shipped with (1.0.0: scoring 1)
 SEED = 20261122
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 TARGET_FA_PER_POD_DAY = 1.0
@@ -112,9 +113,10 @@ def calibration_pods(seed, size):
 def calibrate_detector(seed, size, config=None, log=print):
     pods = calibration_pods(seed, size)
     scored = ev.score_pods(pods, config)
-    arrays = ev.scores_of(scored, "max", ad.DEFAULT_CONFIG["mv_weight"])
-    thr, fa = ev.calibrate(scored, arrays, PERSISTENCE, CALIBRATION_FA, lo=2.0, hi=af.Z_CLIP)
-    metrics, _ = ev.event_metrics(scored, arrays, thr, PERSISTENCE)
+    cfg = ad._cfg(config)
+    arrays = ev.scores_of(scored, "max", cfg["mv_weight"])
+    thr, fa = ev.calibrate(scored, arrays, cfg["persistence"], CALIBRATION_FA, lo=2.0, hi=af.Z_CLIP, config=cfg)
+    metrics, _ = ev.event_metrics(scored, arrays, thr, cfg["persistence"], config=cfg)
     log(f"  calibrated threshold {thr:.3f}: {fa:.3f} false alarms per pod-day on {metrics['normal_pod_days']:.1f} normal pod-days, "
         f"recall within 5 min {metrics['recall_5min']:.3f}")
     return round(thr, 3), metrics
@@ -146,8 +148,8 @@ def recalibrate(version=VERSION, models_dir=MODELS_DIR, log=print):
     manifest = artifact["manifest"]
     size = SIZES[manifest["training_size"]]
     t0 = time.time()
-    threshold, cal_metrics = calibrate_detector(manifest["seed"], size, log=log)
-    detector = dict(ad.DEFAULT_CONFIG)
+    threshold, cal_metrics = calibrate_detector(manifest["seed"], size, config=DETECTOR, log=log)
+    detector = dict(ad.DEFAULT_CONFIG, **DETECTOR)
     detector.update({"threshold": threshold, "target_false_alarms_per_pod_day": TARGET_FA_PER_POD_DAY,
                      "calibration_false_alarms_per_pod_day": CALIBRATION_FA, "calibration": cal_metrics})
     manifest["detector"] = detector
@@ -162,14 +164,14 @@ def _finish(version, seed, size_name, models_dir, log, clf, X, y, t0, fit_second
     size = SIZES[size_name]
     t2 = time.time()
     log("calibrating the detector threshold")
-    threshold, cal_metrics = calibrate_detector(seed, size, log=log)
+    threshold, cal_metrics = calibrate_detector(seed, size, config=DETECTOR, log=log)
     calib_seconds = time.time() - t2
     out_dir = os.path.join(models_dir, version)
     os.makedirs(out_dir, exist_ok=True)
     artifact = {"classifier": clf, "feature_names": list(af.CLASSIFIER_FEATURE_NAMES), "classes": [str(c) for c in clf.classes_], "version": version}
     model_path = os.path.join(out_dir, am.MODEL_FILE)
     joblib.dump(artifact, model_path, compress=3)
-    detector = dict(ad.DEFAULT_CONFIG)
+    detector = dict(ad.DEFAULT_CONFIG, **DETECTOR)
     detector.update({"threshold": threshold, "target_false_alarms_per_pod_day": TARGET_FA_PER_POD_DAY,
                      "calibration_false_alarms_per_pod_day": CALIBRATION_FA, "calibration": cal_metrics})
     manifest = {

@@ -13,7 +13,7 @@ Per target:
    IsolationForest, its score turned into robust-z units with the reference window's scores;
 4. score = max(univariate max |z|, multivariate score); an alarm needs ``persistence`` seconds of
    consecutive points above the threshold (missing points neither count nor break the run).
-The score at grid time t only uses samples at or before t.
+The score at grid time t only uses samples at or before t + step / 2 (the grid's bucket tolerance).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,6 +46,15 @@ DEFAULT_CONFIG = {
     "seed": 0,
     "threshold": 8.0,            # in robust-z units; replaced by the calibrated value from the model manifest
     "max_points": 200000,
+    # scoring 2 (model 1.1.0, which says so in its manifest): floors per metric kind, quantisation, low-traffic
+    # awareness, agreement of evidence groups, hysteresis and episode merging; scoring 1 is the 1.0.0 detector
+    # (max |z| over columns), the default for a configuration that does not name one
+    "scoring": 1,
+    "agree_ratio": 0.6,          # two independent groups each at this fraction of the threshold count as one full signal
+    "release_ratio": 0.5,        # an alarm stays raised until the score falls below this fraction of the threshold
+    "merge_gap": 600.0,          # alarms closer than this to the previous one's end are the same episode
+    "min_requests": 30.0,        # fewer requests than this per rate window: no latency or error verdict
+    "min_score_history": 600.0,  # scoring 2: seconds of a pod's own history before its first score (the minimum history)
 }
 
 SENSITIVITY = {"low": 1.25, "medium": 1.0, "high": 0.8}
@@ -55,28 +64,38 @@ def persistence_points(step, persistence):
     return max(2, math.ceil(float(persistence) / float(step) - 1e-9))
 
 
-def alarm_flags(score, k, threshold):
-    """Boolean alarm state per point: at least k consecutive (ignoring NaN) points > threshold."""
+def alarm_flags(score, k, threshold, release=None):
+    """Boolean alarm state per point: raised after k consecutive (ignoring NaN) points > threshold,
+    and (hysteresis) kept while the score stays above ``release`` (default: the threshold itself)."""
     n = score.size
     flags = np.zeros(n, dtype=bool)
+    release = threshold if release is None else min(float(release), threshold)
     run = 0
+    on = False
     for i in range(n):
         s = score[i]
         if math.isnan(s):  # NaN: neither counts nor breaks
-            if run >= k:
-                flags[i] = True
+            flags[i] = on
             continue
+        if on:
+            if s > release:
+                flags[i] = True
+                continue
+            on = False
+            run = 0
         if s > threshold:
             run += 1
             if run >= k:
+                on = True
                 flags[i] = True
         else:
             run = 0
     return flags
 
 
-def episodes(flags, score, threshold):
-    """[(run_start, alarm_index, end_index)] for each alarm episode (run_start: first point of the run above threshold)."""
+def episodes(flags, score, threshold, merge_pts=0):
+    """[(run_start, alarm_index, end_index)] for each alarm episode (run_start: first point of the run above
+    threshold); an alarm starting at most ``merge_pts`` points after the previous episode's end joins it."""
     out = []
     n = flags.size
     i = 0
@@ -85,6 +104,10 @@ def episodes(flags, score, threshold):
             j = i
             while j + 1 < n and flags[j + 1]:
                 j += 1
+            if out and merge_pts and i - out[-1][2] <= merge_pts:
+                out[-1] = (out[-1][0], out[-1][1], j)
+                i = j + 1
+                continue
             start = i
             while start - 1 >= 0 and (score[start - 1] > threshold or score[start - 1] != score[start - 1]) and not flags[start - 1]:
                 start -= 1
@@ -97,15 +120,36 @@ def episodes(flags, score, threshold):
     return out
 
 
-def count_alarm_episodes(score, k, threshold):
-    """Number of alarm episodes (fast path for calibration): upward crossings of the k-point rolling min."""
-    s = score[~np.isnan(score)]
-    if s.size < k:
+def count_alarm_episodes(score, k, threshold, release=None, merge_pts=0):
+    """Number of alarm episodes (what ``episodes(alarm_flags(...))`` counts)."""
+    if release is None and not merge_pts:
+        s = score[~np.isnan(score)]
+        if s.size < k:
+            return 0
+        win = np.lib.stride_tricks.sliding_window_view(s, k)
+        mins = win.min(axis=1)
+        above = mins > threshold
+        return int(above[0]) + int(np.sum(above[1:] & ~above[:-1]))
+    flags = alarm_flags(score, k, threshold, release)
+    rises = np.where(flags & ~np.concatenate([[False], flags[:-1]]))[0]
+    if rises.size == 0:
         return 0
-    win = np.lib.stride_tricks.sliding_window_view(s, k)
-    mins = win.min(axis=1)
-    above = mins > threshold
-    return int(above[0]) + int(np.sum(above[1:] & ~above[:-1]))
+    if not merge_pts:
+        return int(rises.size)
+    falls = np.where(flags & ~np.concatenate([flags[1:], [False]]))[0]
+    count = 1
+    for r, prev_end in zip(rises[1:], falls[:-1]):  # noqa: B905
+        if r - prev_end > merge_pts:
+            count += 1
+    return count
+
+
+def decision_params(step, threshold, config=None):
+    """(release level, merge points) of the alarm rule for a config (scoring 1: neither)."""
+    cfg = _cfg(config)
+    if int(cfg.get("scoring", 1)) < 2:
+        return None, 0
+    return float(threshold) * float(cfg["release_ratio"]), round(float(cfg["merge_gap"]) / float(step))
 
 
 class ScoredTarget:
@@ -136,6 +180,10 @@ def score_prepared(prep, config=None):
     n, _m = values.shape
     ref_end = prep.ref_end
     ref = values[:ref_end]
+    v2 = int(cfg.get("scoring", 1)) >= 2
+    # scoring 2 scores from min_score_history on (against a trailing baseline of at least that much clean history), so a
+    # fault that starts inside the reference window is compared with the minutes before it instead of being learnt
+    warm_end = int(min(ref_end, max(1, math.ceil(float(cfg["min_score_history"]) / step)))) if v2 else ref_end
     usable = np.sum(~np.isnan(ref), axis=0) >= 3
     ignored = [c for c, ok in zip(prep.columns, usable) if not ok]  # noqa: B905
     cols = [c for c, ok in zip(prep.columns, usable) if ok]  # noqa: B905
@@ -152,14 +200,34 @@ def score_prepared(prep, config=None):
         med, mad = af.rolling_baseline(vals, w_pts, gap, min_pts, stride=stride)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            ref_med = np.nanmedian(vals[:ref_end], axis=0)
-            ref_mad = np.nanmedian(np.abs(vals[:ref_end] - ref_med[None, :]), axis=0)
-        scale = af.robust_scale(mad, floors, ref_mad[None, :])
-        z = af.robust_z(vals, med, scale)
-        absz = np.abs(z)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            uni = np.nanmax(absz, axis=1)
+            # scoring 2: the reference spread comes from the warm-up's first minutes only, so a fault that starts
+            # later inside the reference window does not widen the scale it is judged with
+            r_end = warm_end if v2 else ref_end
+            ref_med = np.nanmedian(vals[:r_end], axis=0)
+            ref_mad = np.nanmedian(np.abs(vals[:r_end] - ref_med[None, :]), axis=0)
+        if int(cfg.get("scoring", 1)) >= 2:
+            sem = af.column_semantics(cols, vals[:ref_end], cfg.get("canonical_map"))
+            quant = np.array([af.quantisation_step(vals[:ref_end, j]) for j in range(len(cols))])
+            floors = np.fmax(floors, 0.5 * quant)
+            scale = af.robust_scale(mad, floors, ref_mad[None, :])
+            abs_f = np.array([x[1] for x in sem], dtype=float)
+            rel_f = np.array([x[2] for x in sem], dtype=float)
+            with np.errstate(all="ignore"):
+                kind_floor = np.fmax(abs_f[None, :], rel_f[None, :] * np.abs(med))
+            scale = np.fmax(scale, kind_floor)
+            z = af.robust_z(vals, med, scale)
+            low_traffic = _low_traffic(vals, sem, cfg)
+            if low_traffic is not None:
+                for j, item in enumerate(sem):
+                    if item[0] in ("latency", "errors"):
+                        z[low_traffic, j] = np.nan
+            uni = _evidence(np.abs(z), sem, float(cfg["agree_ratio"]))
+        else:
+            scale = af.robust_scale(mad, floors, ref_mad[None, :])
+            z = af.robust_z(vals, med, scale)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                uni = np.nanmax(np.abs(z), axis=1)
         if cfg["use_multivariate"]:
             mv = _multivariate(z, step, ref_end, cfg)
     score = uni.copy()
@@ -167,9 +235,45 @@ def score_prepared(prep, config=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             score = np.fmax(uni, cfg["mv_weight"] * mv)
-    score[:ref_end] = np.nan
+    score_start = min(n, warm_end + max(1, round(cfg["baseline_gap"] / step))) if v2 else ref_end
+    score[:score_start] = np.nan
     return ScoredTarget(target=prep.target, times=prep.times, step=step, columns=cols, ignored=ignored, z=z, uni=uni, mv=mv,
-                        score=score, ref_end=ref_end, prepared=prep, usable=usable)
+                        score=score, ref_end=ref_end, prepared=prep, usable=usable, score_start=score_start)
+
+
+def _low_traffic(vals, sem, cfg):
+    """Rows where the request columns say fewer than ``min_requests`` requests per rate window (None: no request column)."""
+    req = [j for j, item in enumerate(sem) if item[4] == "requests"]
+    if not req:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rate = np.nansum(vals[:, req], axis=1)
+        known = np.any(~np.isnan(vals[:, req]), axis=1)
+    return known & (rate * float(cfg["rate_window"]) < float(cfg["min_requests"]))
+
+
+def _evidence(absz, sem, agree_ratio):
+    """Score per row from independent evidence groups: the strongest group, or the second strongest
+    divided by ``agree_ratio`` (two groups that agree at that fraction of the threshold make an alarm)."""
+    n = absz.shape[0]
+    groups = sorted(set(item[0] for item in sem))
+    weight = np.array([item[3] for item in sem], dtype=float)
+    g = np.full((n, len(groups)), -1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for gi, name in enumerate(groups):
+            idx = [j for j, item in enumerate(sem) if item[0] == name]
+            block = absz[:, idx] * weight[idx][None, :]
+            g[:, gi] = np.nan_to_num(np.nanmax(block, axis=1), nan=-1.0)
+    have = np.any(g >= 0, axis=1)
+    srt = -np.sort(-g, axis=1)
+    best = srt[:, 0]
+    if srt.shape[1] > 1:
+        best = np.fmax(best, np.where(srt[:, 1] >= 0, srt[:, 1] / agree_ratio, -1.0))
+    out = np.clip(best, 0.0, af.Z_CLIP)
+    out[~have] = np.nan
+    return out
 
 
 def _mv_features(z, step, cfg):
@@ -223,10 +327,11 @@ def contributing(scored, start, end, top=5, min_abs_z=3.0):
     return out
 
 
-def decide(scored, threshold, persistence):
+def decide(scored, threshold, persistence, config=None):
     k = persistence_points(scored.step, persistence)
-    flags = alarm_flags(scored.score, k, threshold)
-    eps = episodes(flags, scored.score, threshold)
+    release, merge_pts = decision_params(scored.step, threshold, config)
+    flags = alarm_flags(scored.score, k, threshold, release)
+    eps = episodes(flags, scored.score, threshold, merge_pts)
     return flags, eps, k
 
 
@@ -262,6 +367,39 @@ CLASSIFY_AFTER = 180.0   # seconds after the alarm the type is decided (or the e
 MIN_MAPPED = 3           # canonical metrics needed before the classifier is applied
 
 
+# The canonical metrics an anomaly type is read from: the classifier's answer stands only when at least one
+# of them is mapped in the input (and, when known metrics moved, one of them moved). Otherwise it abstains
+# (anomaly_type "unknown"): a type the input cannot show is a guess from the training distribution.
+TYPE_EVIDENCE = {
+    "cpu_spike": ("cpu", "throttle"),
+    "resource_contention": ("cpu", "throttle"),
+    "memory_leak": ("memory",),
+    "oom_kill": ("restarts",),
+    "pod_crash": ("restarts",),
+    "disk_full": ("disk",),
+    "disk_io_bottleneck": ("disk_io",),
+    "network_latency": ("latency", "network", "net_rx", "net_tx"),
+    "dns_resolution_failure": ("errors", "error_ratio", "latency"),
+    "high_error_rate": ("errors", "error_ratio"),
+    "slow_response": ("latency",),
+    "connection_pool_exhausted": ("latency", "errors", "error_ratio"),
+    "deadlock": ("cpu", "requests", "latency"),
+    "cache_thrashing": ("memory", "latency", "cpu"),
+}
+
+
+def abstain_reason(label, mapping, moved_canon):
+    """Why the classifier's ``label`` is not supported by the input (None when it is)."""
+    need = TYPE_EVIDENCE.get(label)
+    if not need:
+        return None
+    if not any(c in mapping for c in need):
+        return "%s needs one of %s, none of which is in the input" % (label, ", ".join(need))
+    if moved_canon and not any(c in moved_canon for c in need):
+        return "%s is read from %s, but the metrics that moved are %s" % (label, ", ".join(need), ", ".join(sorted(moved_canon)))
+    return None
+
+
 def classification_rows(step, start, alarm_idx, end):
     at = min(end, alarm_idx + round(CLASSIFY_AFTER / step))
     return start, at
@@ -286,6 +424,8 @@ def classify(artifact_model, features):
 def analyze_target(raw, config=None, threshold=None, persistence=None, classifier=None, metric_map=None, timeline=False, step=None):  # noqa: PLR0917
     """Everything the module reports for one target (streaming: each decision uses samples <= its time)."""
     cfg = _cfg(config)
+    if metric_map:
+        cfg["canonical_map"] = metric_map
     thr = float(threshold if threshold is not None else cfg["threshold"])
     pers = float(persistence if persistence is not None else cfg["persistence"])
     result = {"target": raw.target, "samples": len(raw), "anomalous": False, "active": False, "score": None, "max_score": None,
@@ -306,6 +446,8 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
     result["metrics_used"] = list(scored.columns)
     result["metrics_ignored"] = list(scored.ignored)
     result["counters"] = [c for c, k in zip(prep.columns, prep.kinds) if k == "counter"]  # noqa: B905
+    result["gaps"] = int(getattr(prep, "gaps", 0))
+    result["merged_samples"] = int(getattr(prep, "merged", 0))
     if not scored.columns:
         result.update(status="insufficient_data", message="no metric has 3 samples in the reference window")
         return result
@@ -317,7 +459,7 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
     last = int(np.where(finite)[0][-1])
     result["score"] = round(float(s[last]), 3)
     result["max_score"] = round(float(np.nanmax(s)), 3)
-    flags, eps, k = decide(scored, thr, pers)
+    flags, eps, k = decide(scored, thr, pers, cfg)
     result["persistence_points"] = k
     result["step_seconds"] = prep.step
     result["episodes"] = len(eps)
@@ -338,6 +480,14 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
                 if mapped >= MIN_MAPPED and ("cpu" in mapping or "memory" in mapping):
                     label, conf, probs = classify(classifier, feats)
                     item.update(anomaly_type=label, confidence=round(conf, 4), type_probabilities=probs, classified_at=af.iso(scored.times[at]))
+                    if int(cfg.get("scoring", 1)) >= 2:
+                        canon_of = dict((col, canon) for canon, cols in mapping.items() for col in cols)
+                        moved = set(canon_of[m["metric"]] for m in item["contributing_metrics"] if m["metric"] in canon_of)
+                        reason = abstain_reason(label, mapping, moved)
+                        item["moved_metric_kinds"] = sorted(moved)
+                        if reason:
+                            item.update(anomaly_type="unknown", confidence=round(min(conf, 1.0 - conf), 4), classifier_type=label,
+                                        abstained=reason)
                 else:
                     result["message"] = "classifier not applied: %d known metrics mapped (need %d incl. cpu or memory)" % (mapped, MIN_MAPPED)
             details.append(item)
@@ -348,6 +498,8 @@ def analyze_target(raw, config=None, threshold=None, persistence=None, classifie
         result["first_anomalous_at"] = chosen["alarm_at"]
         result["anomaly_start"] = chosen["anomaly_start"]
         result["contributing_metrics"] = chosen["contributing_metrics"]
+        if chosen.get("abstained"):
+            result["classifier_abstained"] = chosen["abstained"]
         if chosen["anomaly_type"] is not None:
             result.update(anomaly_type=chosen["anomaly_type"], confidence=chosen["confidence"], type_probabilities=chosen["type_probabilities"],
                           classifier_applied=True, classified_at=chosen["classified_at"])

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+import time
 import warnings
 
 try:
@@ -158,14 +159,29 @@ class RawSeries:
         return RawSeries(self.target, self.timestamps[keep], self.columns, self.values[keep])
 
 
-def samples_to_series(samples, target_key="target", timestamp_key="timestamp", metrics_key="metrics"):
+FUTURE_TOLERANCE = 300.0   # seconds a sample may lie ahead of the controller's clock (clock skew) before it is refused
+
+
+def samples_to_series(samples, target_key="target", timestamp_key="timestamp", metrics_key="metrics", warnings_out=None, now=None):  # noqa: PLR0917
     """List of {target, timestamp, metrics: {name: value}} -> {target: RawSeries}.
 
-    Duplicate (target, timestamp) rows are merged (later values win per metric); columns that
-    never carry a finite number are dropped.
+    Rows are taken in the order given. A value for a (target, metric) whose timestamp is earlier
+    than one already seen is out of order, one at a timestamp already seen is a duplicate, and a
+    sample more than ``FUTURE_TOLERANCE`` seconds after ``now`` (default: the clock) is in the future:
+    all three are ignored and counted in ``warnings_out`` (a list that receives one message per
+    kind and target). Rows at the same time with other metrics are merged (long format); columns
+    that never carry a finite number are dropped.
     """
     require_numpy()
+    now = time.time() if now is None else float(now)
     rows = {}
+    last_seen = {}
+    problems = {}
+
+    def note(kind, target, ts, idx):
+        slot = problems.setdefault((kind, target), [0, idx, ts])
+        slot[0] += 1
+
     for idx, sample in enumerate(samples or []):
         if not isinstance(sample, dict):
             raise FeatureError("sample #%d is not a mapping" % idx)
@@ -180,10 +196,43 @@ def samples_to_series(samples, target_key="target", timestamp_key="timestamp", m
             metrics = dict((k, v) for k, v in sample.items() if k not in (target_key, timestamp_key))
         if not isinstance(metrics, dict):
             raise FeatureError("sample #%d (target %s): %s is not a mapping" % (idx, target, metrics_key))
-        per_target = rows.setdefault(str(target), {})
-        slot = per_target.setdefault(ts, {})
+        target = str(target)
+        if ts > now + FUTURE_TOLERANCE:
+            note("future", target, ts, idx)
+            continue
+        per_target = rows.setdefault(target, {})
+        slot = per_target.get(ts)
+        kinds = set()
+        accepted = {}
         for name, value in metrics.items():
-            slot[str(name)] = to_float(value)
+            name = str(name)  # noqa: PLW2901
+            key = (target, name)
+            prev = last_seen.get(key)
+            if prev is not None and ts < prev:
+                kinds.add("out_of_order")
+                continue
+            if prev is not None and ts == prev and slot is not None and name in slot:
+                kinds.add("duplicate")
+                continue
+            accepted[name] = to_float(value)
+        for kind in kinds:
+            note(kind, target, ts, idx)
+        if not accepted:
+            continue
+        slot = per_target.setdefault(ts, {})
+        for name, value in accepted.items():
+            slot[name] = value
+            last_seen[(target, name)] = ts
+    if warnings_out is not None:
+        what = {"future": "ignored %d sample(s) more than %ds in the future (first: sample #%d at %s)",
+                "out_of_order": "ignored %d out-of-order sample(s) (earlier than a sample already given; first: sample #%d at %s)",
+                "duplicate": "ignored %d duplicate sample(s) (a timestamp already given for the same metric; first: sample #%d at %s)"}
+        for (kind, target), (count, idx, ts) in sorted(problems.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            if kind == "future":
+                msg = what[kind] % (count, int(FUTURE_TOLERANCE), idx, iso(ts))
+            else:
+                msg = what[kind] % (count, idx, iso(ts))
+            warnings_out.append({"target": target, "kind": kind, "count": count, "message": "target %s: %s" % (target, msg)})
     out = {}
     for target, by_ts in rows.items():
         times = sorted(by_ts)
@@ -295,7 +344,9 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
     """Put a RawSeries on a grid anchored at its first sample, turn counters into rates and smooth.
 
     - grid step: ``step`` or the median sampling interval inside the reference window;
-      a sample observed at time s lands on the first grid point >= s (never earlier);
+      a sample observed at time s lands on the nearest grid point (within step / 2: jitter neither
+      delays nor drops samples); of two samples in one bucket the latest wins (``merged`` counts
+      them); grid points without a sample are gaps (``observed`` False, ``gaps`` counts them);
     - counters (monotonic in the reference window, or named like *_total) become rates over
       ``rate_window`` seconds; a drop is a reset and counts the new value as the increase;
     - gauges are smoothed with a trailing mean over ``smooth`` seconds (NaN-aware).
@@ -308,7 +359,10 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         step = _regular_grid(ts, min_history) if len(ts) > 1 else 60.0
     step = float(step)
     t0 = ts[0]
-    idx = np.ceil((ts - t0) / step - 1e-9).astype(int)
+    # bucket by interval: a sample belongs to the nearest grid point (tolerance step / 2), so a sample
+    # a second early or late is neither delayed by a step nor overwrites its neighbour; two samples in
+    # one bucket keep the latest; buckets without a sample are gaps (observed=False)
+    idx = np.floor((ts - t0) / step + 0.5).astype(int)
     n = int(idx[-1]) + 1
     if max_points and n > max_points:
         raise FeatureError("target %s spans %d grid points (more than %d); increase the step or shorten the window" % (raw.target, n, max_points))
@@ -321,6 +375,7 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         grid[idx[ok], j] = col[ok]
     observed = np.zeros(n, dtype=bool)
     observed[idx] = True
+    merged = int(idx.size - np.unique(idx).size)
     times = t0 + step * np.arange(n)
     ref_end = int(min(n, max(1, math.floor(min_history / step) + 1)))
 
@@ -347,7 +402,8 @@ def prepare(raw, min_history=1800.0, step=None, rate_window=120.0, smooth=60.0, 
         kinds.append(kind)
         floors.append(floor)
     return Prepared(target=raw.target, times=times, step=step, columns=list(raw.columns), kinds=kinds, values=out,
-                    floors=np.asarray(floors, dtype=float), ref_end=ref_end, resets=resets_total, observed=observed)
+                    floors=np.asarray(floors, dtype=float), ref_end=ref_end, resets=resets_total, observed=observed,
+                    merged=merged, gaps=int(n - np.count_nonzero(observed)))
 
 
 def column_kind(name, ref):
@@ -638,6 +694,128 @@ def classifier_features(canon, resets, observed, step, alarm_start, at, baseline
     vec[g + 1] = float(np.sum(resets[max(0, at - s_pts + 1): at + 1] > 0)) / max(1, s_pts) if resets is not None else 0.0
     vec[g + 2] = float(mapped)
     return vec, mapped
+
+
+# --------------------------------------------------------------------------- what a metric means
+
+# The smallest change of a metric that is worth a look, per kind, as floors of the robust scale
+# (the detector's z is change / scale, and an alarm needs z above a threshold of several units):
+# an absolute floor in the metric's base unit and a relative floor (a fraction of the baseline
+# median). They come from what the metrics physically are, not from any data set:
+# - cpu (cores): 25 millicores or 6 % of the usage: a fraction of a core is scheduler noise;
+# - memory (bytes): 8 MiB or 2 %: allocator arenas and GC cycles move working sets by that much;
+# - latency (seconds): 5 ms or 12.5 %: a percentile from a Prometheus histogram is interpolated
+#   inside buckets that are typically 2-2.5x wide, so it jumps by a sizeable fraction of itself
+#   when the traffic mix moves; a few milliseconds are within one scrape's noise;
+# - error ratio (0-1): half a percentage point or 10 %; errors and requests (per second): a
+#   few per minute or 10 % (traffic is bursty by nature);
+# - network (bytes per second): 10 KiB/s or 10 %; disk (bytes): 16 MiB or 1 %; disk io: 10 %;
+# - throttling (seconds per second): 10 ms/s or 10 %;
+# - columns the detector does not know: 1 % of the median (their scale is learnt from the data).
+# Units are read from the column name (_ms, _mib, _percent ...); without a unit suffix the base
+# unit is assumed, except that a latency whose baseline median exceeds 20 is taken as milliseconds.
+KIND_FLOORS = {
+    "cpu": (0.025, 0.0625),
+    "memory": (8 * 1024.0 ** 2, 0.02),
+    "latency": (0.005, 0.125),
+    "error_ratio": (0.005, 0.1),
+    "errors": (0.05, 0.1),
+    "requests": (0.05, 0.1),
+    "network": (10 * 1024.0, 0.1),
+    "disk": (16 * 1024.0 ** 2, 0.01),
+    "disk_io": (0.0, 0.1),
+    "throttle": (0.01, 0.1),
+    "restarts": (0.0, 0.0),
+    "other": (0.0, 0.01),
+}
+# independent evidence groups (several columns of one kind are one piece of evidence)
+EVIDENCE_GROUP = {"net_rx": "network", "net_tx": "network", "network": "network", "errors": "errors", "error_ratio": "errors"}
+
+
+def _unit_factor(norm, canon, median):
+    """Multiplier from the base unit of ``canon`` to the column's unit, read from its name."""
+    tokens = set(norm.split("_"))
+    percentish = bool(tokens & {"percent", "pct", "percentage"}) or norm.endswith("_pct")
+    if canon == "latency":
+        if tokens & {"ms", "milliseconds", "millis", "msec"}:
+            return 1000.0
+        if tokens & {"us", "microseconds", "micros", "usec"}:
+            return 1e6
+        if tokens & {"seconds", "s", "sec"}:
+            return 1.0
+        return 1000.0 if median is not None and median > 20.0 else 1.0
+    if canon in ("memory", "disk"):
+        for unit, factor in (("kb", 1024.0), ("kib", 1024.0), ("mb", 1024.0 ** 2), ("mib", 1024.0 ** 2), ("gb", 1024.0 ** 3), ("gib", 1024.0 ** 3)):
+            if unit in tokens:
+                return 1.0 / factor
+        return 1.0
+    if canon == "cpu":
+        if tokens & {"millicores", "mcores", "m"}:
+            return 1000.0
+        if percentish or (("utilization" in tokens or "util" in tokens) and median is not None and median > 1.5):
+            return 100.0
+        return 1.0
+    if canon == "error_ratio":
+        return 100.0 if percentish or (median is not None and median > 1.0) else 1.0
+    if canon in ("network", "net_rx", "net_tx"):
+        if tokens & {"kb", "kib", "kbps"}:
+            return 1.0 / 1024.0
+        if tokens & {"mb", "mib", "mbps"}:
+            return 1.0 / 1024.0 ** 2
+        return 1.0
+    return 1.0
+
+
+def column_semantics(columns, ref_values, overrides=None):
+    """Per column: (group, absolute floor in the column's unit, relative floor, weight).
+
+    ``ref_values``: (n_ref, m) reference-window values (to read medians for unit guesses). Known
+    metrics have weight 1; a column the detector does not know counts two thirds, since it cannot
+    judge what a change of it means.
+    """
+    mapping = map_columns(columns, overrides)
+    canon_of = {}
+    for canon, cols in mapping.items():
+        for c in cols:
+            canon_of[c] = canon
+    out = []
+    for j, col in enumerate(columns):
+        canon = canon_of.get(col)
+        vals = ref_values[:, j] if ref_values is not None and ref_values.size else np.array([])
+        vals = vals[~np.isnan(vals)] if vals.size else vals
+        median = float(np.median(np.abs(vals))) if vals.size else None
+        if canon is None:
+            a, r = KIND_FLOORS["other"]
+            out.append(("other", a, r, 2.0 / 3.0, None))
+            continue
+        kind = EVIDENCE_GROUP.get(canon, canon)
+        floor_kind = "network" if canon in ("net_rx", "net_tx") else canon
+        a, r = KIND_FLOORS.get(floor_kind, KIND_FLOORS["other"])
+        norm = normalise_name(col)
+        tokens = set(norm.split("_"))
+        if canon in ("memory", "disk") and tokens & {"percent", "pct", "percentage", "ratio", "utilization", "util"}:
+            # a share of the limit or of the volume: half a percentage point
+            a = 0.5 if (tokens & {"percent", "pct", "percentage"} or (median is not None and median > 1.5)) else 0.005
+        else:
+            a = a * _unit_factor(norm, canon, median)
+        out.append((kind, a, r, 1.0, canon))
+    return out
+
+
+def quantisation_step(vals):
+    """The typical step between the distinct values of a quantised series (0 when it is not).
+
+    A series is quantised when it takes few distinct values (at most a fifth of its samples):
+    histogram-derived percentiles of a pod with little traffic, integer gauges. The step is the
+    median gap between consecutive distinct values.
+    """
+    vals = vals[~np.isnan(vals)]
+    if vals.size < 10:
+        return 0.0
+    distinct = np.unique(vals)
+    if distinct.size < 2 or distinct.size > max(3, vals.size // 5):
+        return 0.0
+    return float(np.median(np.diff(distinct)))
 
 
 # --------------------------------------------------------------------------- Prometheus input

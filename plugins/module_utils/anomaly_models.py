@@ -18,6 +18,7 @@ import re
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+DEFAULT_FILE = "DEFAULT"
 DEFAULT_MODELS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "ml", "models"))
 
 
@@ -47,7 +48,7 @@ def list_versions(models_dir=None):
 
 def resolve(model_path=None, version=None, models_dir=None):
     """Directory of the artifact: ``model_path`` (a version directory or its model.joblib), else
-    ``models_dir/version``, else the newest version in ``models_dir``."""
+    ``models_dir/version``, else the version named in ``models_dir/DEFAULT``, else the newest version."""
     if model_path:
         path = model_path[:-len(MODEL_FILE)] if model_path.endswith(MODEL_FILE) else model_path
         path = path.rstrip("/") or "/"
@@ -63,7 +64,23 @@ def resolve(model_path=None, version=None, models_dir=None):
     versions = list_versions(models_dir)
     if not versions:
         raise ModelError("no model versions in %s; run `make train`" % models_dir)
+    pinned = default_version(models_dir)
+    if pinned:
+        if pinned not in versions:
+            raise ModelError("%s names version %s as the default, which is not in %s (available: %s)"
+                             % (DEFAULT_FILE, pinned, models_dir, ", ".join(versions)))
+        return os.path.join(models_dir, pinned)
     return os.path.join(models_dir, versions[-1])
+
+
+def default_version(models_dir=None):
+    """The version named in <models_dir>/DEFAULT (a newer version is not the default until it earns it), or None."""
+    path = os.path.join(models_dir or DEFAULT_MODELS_DIR, DEFAULT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, "r", encoding="utf-8") as handle:
+        text = handle.read().strip()
+    return text or None
 
 
 def read_manifest(path):

@@ -185,3 +185,98 @@ def test_works_at_both_sampling_rates(step):
     assert r["anomalous"] is True
     first = af.parse_timestamp(r["first_anomalous_at"])
     assert 0 <= first - (T0 + onset * step) <= 300
+
+
+# ---------------------------------------------------------------- scale floors per metric kind (issue 16)
+
+CFG2 = {"threshold": 8.0, "scoring": 2}
+
+
+def _flat_pod(n, seed, latency):
+    rng = np.random.default_rng(seed)
+    return {
+        "cpu_usage": 0.2 + rng.normal(0, 0.002, n),                      # cores, almost no spread
+        "memory_working_set_bytes": 2e8 + rng.normal(0, 2e4, n),
+        "latency_seconds": latency,
+        "requests_per_second": 20 + rng.normal(0, 0.2, n),
+    }
+
+
+def test_near_constant_histogram_latency_does_not_saturate_the_score():
+    n = 480
+    rng = np.random.default_rng(21)
+    # a percentile from histogram buckets: 4.96 ms throughout, then 7.4 ms for a while (the issue's case)
+    latency = np.full(n, 0.00496)
+    latency[300:330] = 0.0074
+    assert rng is not None
+    r = ad.analyze_target(make(_flat_pod(n, 21, latency)), CFG2)
+    assert r["anomalous"] is False
+    assert r["max_score"] < 5.0          # 1.0.0 scored this at the cap (30)
+    old = ad.analyze_target(make(_flat_pod(n, 21, latency)), CFG)
+    assert old["max_score"] == af.Z_CLIP
+
+
+def test_a_real_latency_rise_and_a_cpu_fault_still_alarm():
+    n = 480
+    rng = np.random.default_rng(22)
+    latency = 0.05 * np.exp(rng.normal(0, 0.05, n))
+    latency[320:] += 0.25                # +250 ms network delay
+    r = ad.analyze_target(make(_flat_pod(n, 22, latency)), CFG2)
+    assert r["anomalous"] is True and r["contributing_metrics"][0]["metric"] == "latency_seconds"
+    cols = _flat_pod(n, 23, 0.05 * np.exp(rng.normal(0, 0.05, n)))
+    cols["cpu_usage"][320:] += 0.8       # a stress process takes most of a core
+    r = ad.analyze_target(make(cols), CFG2)
+    assert r["anomalous"] is True and r["contributing_metrics"][0]["metric"] == "cpu_usage"
+
+
+def test_no_latency_verdict_on_a_handful_of_requests():
+    n = 480
+    rng = np.random.default_rng(24)
+    cols = _flat_pod(n, 24, 0.05 * np.exp(rng.normal(0, 0.05, n)))
+    cols["requests_per_second"] = np.full(n, 0.05)    # 6 requests per 2-minute rate window
+    cols["latency_seconds"][320:] = 0.8               # the p99 of six requests is whichever was slowest
+    r = ad.analyze_target(make(cols), CFG2)
+    assert r["anomalous"] is False
+    cols["requests_per_second"] = np.full(n, 20.0)    # the same latency on real traffic is a verdict
+    r = ad.analyze_target(make(cols), CFG2)
+    assert r["anomalous"] is True
+
+
+def test_two_independent_groups_agreeing_raise_an_alarm_one_weak_signal_does_not():
+    n = 480
+    rng = np.random.default_rng(25)
+    base = 0.05 * np.exp(rng.normal(0, 0.03, n))
+    one = _flat_pod(n, 25, base.copy())
+    one["cpu_usage"][320:] += 0.13                    # 0.13 cores: z = 0.13 / 0.025 = 5.2 on its own
+    r1 = ad.analyze_target(make(one), CFG2)
+    assert r1["anomalous"] is False
+    both = _flat_pod(n, 25, base.copy())
+    both["cpu_usage"][320:] += 0.13
+    both["memory_working_set_bytes"][320:] += 4.4e7   # and 42 MiB: z = 5.2 in an independent group (5.2 / 0.6 > 8)
+    r2 = ad.analyze_target(make(both), CFG2)
+    assert r2["anomalous"] is True
+
+
+def test_hysteresis_keeps_one_episode_and_close_alarms_merge():
+    s = np.array([1, 9, 9, 9, 5, 5, 9, 1, 1, 9, 9, 9, 1], dtype=float)
+    plain = ad.alarm_flags(s, 2, 8.0)
+    held = ad.alarm_flags(s, 2, 8.0, release=4.0)
+    assert list(np.where(plain)[0]) == [2, 3, 10, 11]
+    assert list(np.where(held)[0]) == [2, 3, 4, 5, 6, 10, 11]
+    assert ad.count_alarm_episodes(s, 2, 8.0, 4.0) == 2
+    assert ad.count_alarm_episodes(s, 2, 8.0, 4.0, merge_pts=5) == 1
+    assert len(ad.episodes(held, s, 8.0, merge_pts=5)) == 1
+
+
+def test_a_fault_inside_the_warm_up_window_is_not_learnt_as_normal():
+    n = 480
+    rng = np.random.default_rng(26)
+    cols = _flat_pod(n, 26, 0.05 * np.exp(rng.normal(0, 0.05, n)))
+    onset = 60                                        # minute 15 of a 30-minute reference window
+    cols["cpu_usage"][onset:onset + 120] += 0.8
+    r = ad.analyze_target(make(cols), CFG2)
+    assert r["anomalous"] is True
+    first = af.parse_timestamp(r["first_anomalous_at"])
+    assert T0 + onset * 15 <= first <= T0 + onset * 15 + 300
+    old = ad.analyze_target(make(cols), CFG)          # 1.0.0 scoring: learnt as normal
+    assert old["anomalous"] is False or af.parse_timestamp(old["first_anomalous_at"]) > T0 + onset * 15 + 300

@@ -48,15 +48,17 @@ def test_to_float_hostile_values():
     assert af.to_float(1e200) == 1e200
 
 
-def test_samples_to_series_sorts_merges_and_drops_non_numeric_columns():
+def test_samples_to_series_merges_and_drops_non_numeric_columns():
     samples = [
-        {"target": "a", "timestamp": 30, "metrics": {"cpu": 3, "note": "x"}},
         {"target": "a", "timestamp": 0, "metrics": {"cpu": 1}},
         {"target": "a", "timestamp": 15, "metrics": {"cpu": 2}},
-        {"target": "a", "timestamp": 15, "metrics": {"mem": 7}},   # same time: merged
+        {"target": "a", "timestamp": 15, "metrics": {"mem": 7}},   # same time, other metric: merged (long format)
+        {"target": "a", "timestamp": 30, "metrics": {"cpu": 3, "note": "x"}},
         {"target": "b", "timestamp": 0, "metrics": {"weird": None}},
     ]
-    out = af.samples_to_series(samples)
+    notes = []
+    out = af.samples_to_series(samples, warnings_out=notes, now=100)
+    assert notes == []
     assert sorted(out) == ["a", "b"]
     a = out["a"]
     assert list(a.timestamps) == [0.0, 15.0, 30.0]
@@ -64,6 +66,24 @@ def test_samples_to_series_sorts_merges_and_drops_non_numeric_columns():
     assert list(a.values[:, 0]) == [1.0, 2.0, 3.0]
     assert a.values[1, 1] == 7.0 and math.isnan(a.values[0, 1])
     assert out["b"].columns == []
+
+
+def test_out_of_order_duplicate_and_future_samples_are_ignored_with_warnings():
+    now = 1_700_000_000.0
+    samples = [{"target": "a", "timestamp": now - 600 + 60 * i, "metrics": {"cpu": float(i)}} for i in range(5)]
+    samples.append({"target": "a", "timestamp": now - 600, "metrics": {"cpu": 99.0}})                 # out of order
+    samples.append({"target": "a", "timestamp": now - 600 + 240, "metrics": {"cpu": 98.0}})           # duplicate
+    samples.append({"target": "a", "timestamp": now + 6 * 365 * 86400, "metrics": {"cpu": 97.0}})     # six years ahead
+    samples.append({"target": "a", "timestamp": now + 60, "metrics": {"cpu": 5.0}})                   # skew: accepted
+    notes = []
+    out = af.samples_to_series(samples, warnings_out=notes, now=now)
+    a = out["a"]
+    assert list(a.values[:, 0]) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert a.timestamps[-1] == now + 60
+    kinds = dict((n["kind"], n["count"]) for n in notes)
+    assert kinds == {"out_of_order": 1, "duplicate": 1, "future": 1}
+    assert all(n["target"] == "a" and "target a" in n["message"] for n in notes)
+    assert "sample #5" in next(n for n in notes if n["kind"] == "out_of_order")["message"]
 
 
 @pytest.mark.parametrize("bad", [[{"timestamp": 1, "metrics": {}}], [{"target": "a", "metrics": {}}], ["not a dict"],
@@ -128,13 +148,38 @@ def test_column_kind():
     assert af.column_kind("x", np.array([1.0, np.nan])) == "gauge"
 
 
-def test_prepare_puts_samples_on_a_grid_without_moving_them_earlier():
+def test_prepare_buckets_samples_to_the_nearest_grid_point_and_marks_gaps():
     raw = series({"g": [1.0, 2.0, 3.0, 4.0]}, times=[0.0, 15.0, 31.0, 75.0])
     prep = af.prepare(raw, min_history=60, step=15, smooth=0)
     assert prep.step == 15.0
     assert list(prep.times - prep.times[0]) == [0, 15, 30, 45, 60, 75]
-    # the sample at 31 s is only known at the 45 s grid point
-    assert list(prep.observed) == [True, True, False, True, False, True]
+    # the sample at 31 s belongs to the 30 s bucket (tolerance 7.5 s), not a step later
+    assert list(prep.observed) == [True, True, True, False, False, True]
+    assert prep.gaps == 2 and prep.merged == 0
+
+
+def test_one_second_jitter_neither_drops_nor_delays_samples():
+    rng = np.random.default_rng(3)
+    n = 600
+    times = 60.0 * np.arange(n) + rng.uniform(-1.0, 1.0, n)
+    times[0] = 0.4
+    raw = series({"g": -np.arange(n, dtype=float)}, times=times)   # negative: a gauge
+    prep = af.prepare(raw, min_history=1800, smooth=0)
+    assert prep.step == 60.0
+    assert prep.merged == 0 and prep.gaps == 0
+    assert prep.observed.all() and prep.times.size == n
+    # every sample sits at its own bucket: a trailing median of 3 points lags by one point, never more
+    np.testing.assert_array_equal(prep.values[2:, 0], -np.arange(1, n - 1, dtype=float))
+
+
+def test_two_samples_in_one_bucket_keep_the_latest():
+    raw = series({"g": [1.0, 2.0, 3.0, 4.0]}, times=[0.0, 15.0, 20.0, 30.0])
+    prep = af.prepare(raw, min_history=60, step=15, smooth=0)
+    assert prep.merged == 1
+    assert list(prep.observed) == [True, True, True]
+    # 15 s and 20 s share the 15 s bucket: 3.0 (the later) is kept, 2.0 is not used
+    # (a 3-point trailing median of [1, 3, 4] is 3; with 2.0 kept it would be 2)
+    assert prep.values[2, 0] == 3.0
 
 
 def test_prepare_is_prefix_invariant():

@@ -128,3 +128,47 @@ def test_classifier_handles_all_missing_features(artifact):
     vec = np.full(len(af.CLASSIFIER_FEATURE_NAMES), np.nan)
     label, conf, probs = ad.classify(artifact["model"], vec)
     assert label in gen.CLASSES and 0.0 <= conf <= 1.0 and len(probs) == len(gen.CLASSES)
+
+
+def test_default_file_pins_the_default_version(copy_dir, artifact):
+    shutil.copytree(copy_dir, copy_dir.parent / "10.0.0")
+    (copy_dir.parent / "DEFAULT").write_text("9.9.9\n")
+    assert am.load(models_dir=str(copy_dir.parent), load_classifier=False)["path"].endswith("9.9.9")
+    assert am.load(models_dir=str(copy_dir.parent), version="10.0.0", load_classifier=False)["path"].endswith("10.0.0")
+    (copy_dir.parent / "DEFAULT").write_text("8.0.0\n")
+    with pytest.raises(am.ModelError, match=r"8\.0\.0"):
+        am.load(models_dir=str(copy_dir.parent), load_classifier=False)
+
+
+def test_committed_versions_both_load_and_the_default_is_pinned():
+    assert {"1.0.0", "1.1.0"} <= set(am.list_versions(MODELS_DIR))
+    assert am.default_version(MODELS_DIR) == "1.0.0"
+    new = am.load(models_dir=MODELS_DIR, version="1.1.0", load_classifier=False)
+    assert new["manifest"]["detector"]["scoring"] == 2
+    assert "scoring" not in am.load(models_dir=MODELS_DIR, version="1.0.0", load_classifier=False)["manifest"]["detector"]
+
+
+def test_classifier_abstains_when_the_evidence_of_its_type_is_missing(artifact):
+    # CPU, memory, network, latency and request columns only (no disk, restart or error columns, as on the real data)
+    rng = np.random.default_rng(31)
+    pod = gen.generate_pod(rng, "t/p", step=60.0, hours=3.0, label="cpu_spike", intensity=1.0, onset_range=(5400.0, 6000.0),
+                           duration_range=(2400.0, 2400.0))
+    keep = ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_network_receive_bytes_total",
+            "latency_p99_ms", "requests_total"]
+    cols = dict((c, pod.columns[c]) for c in keep)
+    raw = af.RawSeries("t/p", pod.times, sorted(cols), np.vstack([cols[c] for c in sorted(cols)]).T)
+    det = dict(am.load(models_dir=MODELS_DIR, version="1.1.0", load_classifier=False)["manifest"]["detector"])
+    r = ad.analyze_target(raw, det, det["threshold"], det["persistence"], classifier=artifact["model"])
+    assert r["anomalous"] is True and r["classifier_applied"] is True
+    for item in r["episode_details"]:
+        assert item["anomaly_type"] not in ("disk_full", "disk_io_bottleneck", "oom_kill", "pod_crash", "high_error_rate")
+        if item["anomaly_type"] == "unknown":
+            assert item["confidence"] <= 0.5 and item["abstained"]
+
+
+def test_abstain_reason():
+    assert ad.abstain_reason("disk_full", {"cpu": ["c"], "memory": ["m"]}, set()) is not None
+    assert ad.abstain_reason("disk_full", {"disk": ["d"]}, {"disk"}) is None
+    assert "moved" in ad.abstain_reason("memory_leak", {"memory": ["m"], "cpu": ["c"]}, {"cpu"})
+    assert ad.abstain_reason("cpu_spike", {"cpu": ["c"]}, {"cpu"}) is None
+    assert ad.abstain_reason("healthy", {}, set()) is None
