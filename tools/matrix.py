@@ -161,9 +161,11 @@ def run_logged(cmd: list[str], logfile: Path, *, env: dict | None = None, cwd: P
             return 124
 
 
-def tail(logfile: Path, lines: int = 40) -> str:
+def tail(logfile: Path, lines: int = 15) -> str:
+    """The error lines of a log (ansible-test's ERROR, pytest's FAILED/ERROR summary), then its last lines."""
     text = logfile.read_text(encoding="utf-8", errors="replace").splitlines()
-    return "\n".join("    " + line for line in text[-lines:])
+    errors = [line for line in text[:-lines] if line.startswith(("ERROR", "FAILED", "FATAL", "E   "))][-40:]
+    return "\n".join("    " + line for line in [*errors, *(["    ..."] if errors else []), *text[-lines:]])
 
 
 def build_venv(leg: Leg, python: str, *, lock: bool = False) -> tuple[str, Path]:
