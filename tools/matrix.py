@@ -96,7 +96,10 @@ def log(msg: str) -> None:
 def probe(candidate: str, version: str) -> str | None:
     """The real executable behind ``candidate`` (a pyenv shim resolves to its version) if it is Python ``version``."""
     try:
-        out = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
+        # the interpreter a virtualenv was made from, not the virtualenv (make puts .venv/bin first on PATH)
+        script = ("import os, sys; v = '%d.%d' % sys.version_info[:2]; print(v); "
+                  "print(sys.executable if sys.prefix == sys.base_prefix else os.path.join(sys.base_prefix, 'bin', 'python' + v))")
+        out = subprocess.run([candidate, "-c", script],
                              capture_output=True, text=True, timeout=60, check=False)
     except OSError:
         return None
