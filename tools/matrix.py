@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build" / "matrix"
+BUILD = Path(os.environ.get("MATRIX_BUILD_DIR") or ROOT / "build" / "matrix")   # virtualenvs, staged copies, logs
 PINS = ROOT / "tests" / "matrix"
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
 COLLECTIONS = ROOT / "build" / "collections"
@@ -331,7 +331,7 @@ def run_leg(leg: Leg, steps: list[str], *, lock: bool) -> Result:
     for step in steps:
         logfile = BUILD / leg.core / f"{step}.log"
         logfile.write_text("")
-        log(f"{leg.core}: {step} ... (log {logfile.relative_to(ROOT)})")
+        log(f"{leg.core}: {step} ... (log {logfile})")
         t0 = time.monotonic()
         rc = STEP_FUNCS[step](leg, venv, logfile)
         seconds = time.monotonic() - t0
@@ -361,7 +361,7 @@ def table(results: list[Result], steps: list[str], wall: float) -> str:
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]]
     lines.insert(1, "-+-".join("-" * w for w in widths))
-    lines.append(f"wall time {wall:.0f}s; logs under {BUILD.relative_to(ROOT)}/<leg>/")
+    lines.append(f"wall time {wall:.0f}s; logs under {BUILD}/<leg>/")
     for r in results:
         if r.message:
             lines.append(f"{r.leg.core}: {r.message}")
