@@ -137,3 +137,13 @@ def test_velero_backup_verify(lab_endpoints):
         assert verified["verification"]["s3"]["resources"]["deployments.apps"] == 2
     finally:
         cluster.delete_namespace(ns)
+
+
+def test_kubernetes_core_module_runs(lab_endpoints):
+    """kubernetes.core.k8s_info (what deploy.yml and disaster_recovery.yml use) through the leg's ansible."""
+    args = json.dumps({"kind": "Namespace", "name": "default", "kubeconfig": lab_endpoints["apiserver"]["kubeconfig"], "context": "lab"})
+    cmd = [str(BIN / "ansible"), "localhost", "-c", "local", "-m", "kubernetes.core.k8s_info", "-a", args,
+           "-e", f"ansible_python_interpreter={BIN / 'python'}", "-o"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=leg_env(lab_endpoints), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert re.search(r'"name": ?"default"', proc.stdout), proc.stdout[-3000:]
