@@ -51,7 +51,7 @@ stage: ## make the tree importable as ansible_collections.machinenativeops.platf
 	@mkdir -p $(dir $(STAGE))
 	@[ -L $(STAGE) ] || ln -sfn $(CURDIR) $(STAGE)
 
-test: setup lint sanity unit lab-tests integration ## everything CI runs
+test: setup lint sanity unit matrix-ci lab-tests integration ## everything CI runs
 
 lint: ruff yamllint ansible-lint changelog-lint ## ruff, yamllint, ansible-lint (production profile), changelog fragments
 
@@ -107,3 +107,17 @@ build: setup ## build the collection tarball
 
 clean:
 	rm -rf build tests/output .pytest_cache .ruff_cache
+
+# -- ansible-core compatibility matrix (tools/matrix.py, tests/matrix/): one virtualenv per ansible-core minor -------
+.PHONY: matrix matrix-ci matrix-lock
+LEGS ?= 2.16 2.17 2.18 2.19 2.20 2.21
+MATRIX_CI_LEGS := 2.16 2.21
+
+matrix: venv stage ## every ansible-core leg: sanity, unit, lab smoke on the oldest and newest (LEGS="2.16 2.21" selects)
+	$(PY) tools/matrix.py --legs "$(LEGS)"
+
+matrix-ci: venv stage ## sanity + unit of the oldest and the newest ansible-core leg (part of make test)
+	$(PY) tools/matrix.py --legs "$(MATRIX_CI_LEGS)" --steps sanity,unit
+
+matrix-lock: venv ## re-resolve the pins of the legs in LEGS (tests/matrix/constraints-<leg>.txt)
+	$(PY) tools/matrix.py --legs "$(LEGS)" --lock
