@@ -301,14 +301,7 @@ def check_restored(pg, database, tables, check_query, expect, minimum, checks, r
     restored_tables = pg.table_count(database)
     checks.append(check('tables_restored', restored_tables == len(tables), '%d tables restored, the dump lists %d'
                         % (restored_tables, len(tables))))
-    try:
-        result = pg.psql(database, check_query or DEFAULT_CHECK_QUERY, 'check query')
-        first = result.splitlines()[0] if result else ''
-        report['check_result'] = first
-        ok, reason = evaluate_check(first, expect, minimum)
-        checks.append(check('check_query', ok, reason))
-    except PgBackupError as exc:
-        checks.append(check('check_query', False, str(exc)))
+    run_check_query(pg, database, check_query, expect, minimum, checks, report)
 
 
 def verify(pg, store, key, scratch_database, check_query=None, expect=None, minimum=1, keep_scratch=False, timeout=3600,  # noqa: PLR0917
@@ -535,7 +528,7 @@ def restore(pg, store, key, target, force=False, keep_owners=True, keep_acls=Tru
     if plan['action'] == 'refuse':
         raise PgBackupError(plan['reason'] + '; nothing was changed')
     if plan['action'] == 'none':
-        check_restored_again(pg, target, check_query, expect, minimum, checks, report)
+        run_check_query(pg, target, check_query, expect, minimum, checks, report)
         return _finish(report, t0)
     workdir = tempfile.mkdtemp(prefix='pg_restore-')
     path = os.path.join(workdir, 'dump')
@@ -556,10 +549,11 @@ def restore(pg, store, key, target, force=False, keep_owners=True, keep_acls=Tru
     return _finish(report, t0)
 
 
-def check_restored_again(pg, target, check_query, expect, minimum, checks, report):  # noqa: PLR0917
-    """The check query in a database restored earlier (no table count: the dump is not downloaded again)."""
+def run_check_query(pg, database, check_query, expect, minimum, checks, report):  # noqa: PLR0917
+    """The check query in ``database`` (alone, for a database restored earlier: the dump is not downloaded
+    again to count its tables); appends to ``checks``."""
     try:
-        result = pg.psql(target, check_query or DEFAULT_CHECK_QUERY, 'check query')
+        result = pg.psql(database, check_query or DEFAULT_CHECK_QUERY, 'check query')
         first = result.splitlines()[0] if result else ''
         report['check_result'] = first
         ok, reason = evaluate_check(first, expect, minimum)
