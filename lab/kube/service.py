@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import ssl
 import time
 import urllib.error
@@ -93,6 +94,9 @@ class KubeService(Service):
         ]) + "\n")
         (data / "tokens.csv").chmod(0o600)
 
+        # Every `up` is a new, empty cluster, as with the emulator: the certificates, tokens and service-account key
+        # above are new, so objects kept from an earlier run (tokens, Stages, Nodes) would not fit them.
+        shutil.rmtree(data / "etcd", ignore_errors=True)
         etcd_port, etcd_peer = free_port(), free_port()
         etcd = ctx.spawn("etcd", [
             str(bin_dir / "etcd"), "--name", "lab", "--data-dir", str(data / "etcd"),

@@ -209,12 +209,19 @@ def test_namespace_deletion_is_done_by_the_namespace_controller(api):
     _wait(deleted, 60, f"namespace {name} removed")
 
 
-def test_down_leaves_no_process(tmp_path):
-    endpoints = orchestrator.up(tmp_path / "lab", only={"apiserver"}, kube="real")
-    pid_dir = tmp_path / "lab" / "pids"
-    pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
-    assert {p.stem for p in pid_dir.glob("*.pid")} == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
-    assert endpoints["apiserver"]["timings"]["ready"] > 0
-    orchestrator.down(tmp_path / "lab")
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+def test_down_leaves_no_process_and_up_again_starts_an_empty_cluster(tmp_path):
+    lab_dir = tmp_path / "lab"
+    pid_dir = lab_dir / "pids"
+    for run in (1, 2):  # the second up in the same directory: a new, empty cluster (like the emulator's)
+        endpoints = orchestrator.up(lab_dir, only={"apiserver"}, kube="real")
+        pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
+        assert {p.stem for p in pid_dir.glob("*.pid")} == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+        assert endpoints["apiserver"]["timings"]["ready"] > 0
+        api = config.new_client_from_config(config_file=endpoints["apiserver"]["kubeconfig"], context="lab")
+        names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
+        assert "left-from-run-1" not in names
+        if run == 1:
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": "left-from-run-1"}})
+        orchestrator.down(lab_dir)
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
