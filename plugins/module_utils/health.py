@@ -55,6 +55,7 @@ WAITING_CRITICAL = ('CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'Inv
                     'CreateContainerError', 'RunContainerError')
 FAILED_BACKUP_PHASES = ('Failed', 'PartiallyFailed', 'FailedValidation')
 
+
 class HealthError(Exception):
     """A problem that stops the whole health check (bad options, unreachable cluster, bad credentials)."""
 
