@@ -480,8 +480,9 @@ class KubeClient:
         self._sleep = sleep
         self._rng = rng
         if HAS_KUBERNETES and getattr(configuration, 'retries', None) is None:
-            # urllib3 would otherwise retry (and sleep) on its own, e.g. a 429 with Retry-After; retries are ours
-            configuration.retries = urllib3.util.Retry(total=0, redirect=0, raise_on_redirect=False, raise_on_status=False)
+            # urllib3's default (3 retries of connection errors, read errors of idempotent methods only, e.g. a pooled
+            # connection the server closed), without its own sleeping on a 429/503 Retry-After: those are ours
+            configuration.retries = urllib3.util.Retry(3, respect_retry_after_header=False)
         self.host = configuration.host
         self._secrets = set(secrets)
         self.api_client = CountingApiClient(configuration, request_timeout=request_timeout)
