@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import tempfile
 import time
@@ -408,11 +409,80 @@ else:
     CountingApiClient = None
 
 
-class KubeClient:
-    """Kubernetes access through the dynamic client; every method returns plain dicts."""
+RETRY_ATTEMPTS = 5  # attempts in total (first try included)
+RETRY_BASE = 0.5  # seconds
+RETRY_MAX_DELAY = 8.0  # seconds, cap of the exponential backoff
+RETRY_AFTER_CAP = 30.0  # seconds, cap of a server's Retry-After
+LIST_RESTARTS = 2  # times a paginated list starts again after 410 Gone (expired continue token)
+_READ_VERBS = frozenset(('get', 'list', 'discover'))
 
-    def __init__(self, configuration, secrets=(), cache_file=None, request_timeout=60):
+
+def _retry_after(exc):
+    headers = getattr(exc, 'headers', None) or {}
+    try:
+        value = headers.get('Retry-After')
+    except AttributeError:
+        return None
+    try:
+        return min(max(float(value), 0.0), RETRY_AFTER_CAP)
+    except (TypeError, ValueError):
+        return None
+
+
+def _not_sent(exc):
+    """True for a connection error that happened before the request was sent."""
+    if not HAS_KUBERNETES:
+        return False
+    inner = getattr(exc, 'reason', None) if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(inner, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
+def retryable(exc, verb):
+    """(retry?, server's Retry-After or None) for an exception raised by ``verb``.
+
+    Reads (get, list, discovery) retry 429, 500, 502, 503, 504 and every connection error. Writes
+    (create, replace, patch, delete) retry only what the server certainly did not apply: 429, 503 with a
+    Retry-After header, and connection errors before the request was sent (refused connection, connect
+    timeout). Other 4xx are never retried.
+    """
+    read = verb in _READ_VERBS
+    if HAS_KUBERNETES and isinstance(exc, ApiException):
+        status = exc.status or 0
+        after = _retry_after(exc)
+        if status == 429:
+            return True, after
+        if status == 503 and (read or after is not None):
+            return True, after
+        if status in (500, 502, 503, 504):
+            return read, after
+        if status == 0:
+            return read, None
+        return False, None
+    if HAS_KUBERNETES and isinstance(exc, urllib3.exceptions.HTTPError):
+        return (read or _not_sent(exc)), None
+    return False, None
+
+
+class KubeClient:
+    """Kubernetes access through the dynamic client; every method returns plain dicts.
+
+    Retries: see ``retryable``. ``retries`` is the number of attempts in total (default 5); between them
+    the client sleeps the server's Retry-After (capped at 30 s) or a full-jitter exponential backoff
+    (``rng() * min(8, 0.5 * 2 ** n)`` seconds). A paginated ``list`` whose continue token expired (410)
+    starts again from the first page, at most twice, discarding the items read so far. When the attempts
+    are exhausted the error says ``(after N attempts)``. ``sleep`` and ``rng`` are injectable.
+    """
+
+    def __init__(self, configuration, secrets=(), cache_file=None, request_timeout=60,  # noqa: PLR0917
+                 retries=RETRY_ATTEMPTS, sleep=time.sleep, rng=random.random):
         self.configuration = configuration
+        self.retries = max(1, int(retries))
+        self._sleep = sleep
+        self._rng = rng
+        if HAS_KUBERNETES and getattr(configuration, 'retries', None) is None:
+            # urllib3's default (3 retries of connection errors, read errors of idempotent methods only, e.g. a pooled
+            # connection the server closed), without its own sleeping on a 429/503 Retry-After: those are ours
+            configuration.retries = urllib3.util.Retry(3, respect_retry_after_header=False)
         self.host = configuration.host
         self._secrets = set(secrets)
         self.api_client = CountingApiClient(configuration, request_timeout=request_timeout)
@@ -467,11 +537,34 @@ class KubeClient:
             return None
         return json.loads(data)
 
+    def _retrying(self, verb, func):
+        """``func()`` retried per ``retryable``; the last exception is re-raised with ``attempts`` set on it."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return func()
+            except Exception as exc:  # pylint: disable=broad-except
+                retry, after = retryable(exc, verb)
+                if not retry or attempt >= self.retries:
+                    exc.kube_attempts = attempt
+                    raise
+                delay = after if after is not None else self._rng() * min(RETRY_MAX_DELAY, RETRY_BASE * 2 ** (attempt - 1))
+                self._sleep(delay)
+
+    def _error(self, exc, verb, kind=None, namespace=None, name=None):
+        error = map_error(exc, verb, kind, namespace, name, host=self.host, secrets=self._secrets)
+        attempts = getattr(exc, 'kube_attempts', 1)
+        if attempts > 1 and error is not exc:
+            error.api_message = '%s (after %d attempts)' % (error.api_message or '', attempts)
+            error.args = (error.message,)
+        return error
+
     def _call(self, where, method, *args, **kwargs):
         """``method(*args, **kwargs)`` decoded to a dict; errors name ``where`` = (verb, kind, namespace, name)."""
         kwargs['serialize'] = False
         try:
-            return self._decode(method(*args, **kwargs))
+            return self._decode(self._retrying(where[0], lambda: method(*args, **kwargs)))
         except Exception as exc:  # pylint: disable=broad-except
             raise self._error(exc, *where) from None
 
@@ -481,24 +574,40 @@ class KubeClient:
         ``namespace=None`` lists all namespaces; selectors are evaluated by the API server.
         """
         resource, namespace = self._require('list', api_version, kind, namespace)
+        restarts = 0
+        while True:
+            try:
+                items = self._list_pages(resource, kind, namespace, label_selector, field_selector, page_size)
+            except KubeError as exc:
+                if exc.status == 410 and restarts < LIST_RESTARTS:
+                    restarts += 1
+                    continue
+                raise
+            for item in items:
+                item.setdefault('apiVersion', api_version)
+                item.setdefault('kind', kind)
+                yield item
+            return
+
+    def _list_pages(self, resource, kind, namespace, label_selector, field_selector, page_size):  # noqa: PLR0917
+        """Every item of every page (a 410 on a later page restarts the whole list, so nothing is yielded early)."""
+        items = []
         token = None
         while True:
             page = self._call(('list', kind, namespace, None), self.dynamic.get, resource, namespace=namespace,
                               label_selector=label_selector or None, field_selector=field_selector or None,
                               limit=page_size or None, _continue=token)
-            for item in (page or {}).get('items') or []:
-                item.setdefault('apiVersion', api_version)
-                item.setdefault('kind', kind)
-                yield item
+            items.extend((page or {}).get('items') or [])
             token = ((page or {}).get('metadata') or {}).get('continue')
             if not token:
-                return
+                return items
 
     def get(self, api_version, kind, name, namespace=None):
         """The object as a dict, or None when it does not exist (404)."""
         resource, namespace = self._require('get', api_version, kind, namespace, name)
         try:
-            return self._decode(self.dynamic.get(resource, name=name, namespace=namespace, serialize=False))
+            return self._decode(self._retrying('get', lambda: self.dynamic.get(resource, name=name, namespace=namespace,
+                                                                                 serialize=False)))
         except Exception as exc:  # pylint: disable=broad-except
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None
@@ -540,8 +649,9 @@ class KubeClient:
         """Delete the object; returns the API's answer (the object or a Status), None when it did not exist."""
         resource, namespace = self._require('delete', api_version, kind, namespace, name)
         try:
-            return self._decode(self.dynamic.delete(resource, name=name, namespace=namespace, dry_run=self._dry_run(dry_run),
-                                                    propagation_policy=propagation_policy, serialize=False))
+            return self._decode(self._retrying('delete', lambda: self.dynamic.delete(
+                resource, name=name, namespace=namespace, dry_run=self._dry_run(dry_run),
+                propagation_policy=propagation_policy, serialize=False)))
         except Exception as exc:  # pylint: disable=broad-except
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None

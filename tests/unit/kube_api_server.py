@@ -1,4 +1,4 @@
-"""A tiny real HTTP server speaking enough of the Kubernetes API for the kube.py unit tests.
+"""Test fixture: a tiny real HTTP server speaking enough of the Kubernetes API for the kube.py unit tests.
 
 It answers discovery (/version, /api, /api/v1, /apis, /apis/apps/v1), lists pods with limit/continue and
 label/field selectors evaluated on the server, get/create/patch/delete of pods, and Status error bodies.
@@ -38,8 +38,8 @@ DISCOVERY = {
     ]},
     "/apis/apps/v1": APPS_RESOURCES,
 }
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Gone",
-           422: "Invalid", 500: "InternalError"}
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
 
 
 def status_body(code, message):
@@ -81,6 +81,9 @@ class KubeApiServer:
         self.requests = []
         self.pods = {}  # (namespace, name) -> object
         self.conflict_names = set()  # patching these answers 409
+        # scripted answers, consumed in order: dicts with method, path, code and optional headers / query key;
+        # the first matching one answers instead of dispatch (e.g. 429 with Retry-After, 503, 410 on a page)
+        self.faults = []
         self._lock = threading.Lock()
         server = self
 
@@ -88,9 +91,11 @@ class KubeApiServer:
             def log_message(self, *args):
                 pass
 
-            def _reply(self, code, payload):
+            def _reply(self, code, payload, headers=None):
                 data = json.dumps(payload).encode()
                 self.send_response(code)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -106,6 +111,9 @@ class KubeApiServer:
                                             "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode() if body else None})
                 if server.token and self.headers.get("Authorization") != f"Bearer {server.token}":
                     return self._reply(401, status_body(401, "Unauthorized"))
+                fault = server._take_fault(self.command, parsed.path, query)
+                if fault is not None:
+                    return self._reply(fault["code"], status_body(fault["code"], "scripted"), fault.get("headers"))
                 code, payload = server.dispatch(self.command, parsed.path, query, body)
                 return self._reply(code, payload)
 
@@ -115,6 +123,13 @@ class KubeApiServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def _take_fault(self, method, path, query):
+        with self._lock:
+            for index, fault in enumerate(self.faults):
+                if fault["method"] == method and fault["path"] == path and (not fault.get("query") or fault["query"] in query):
+                    return self.faults.pop(index)
+        return None
 
     def close(self):
         self.httpd.shutdown()
