@@ -278,6 +278,55 @@ def auth_secrets(auth):
     return secrets
 
 
+def _leaf_strings(value):
+    """The strings Ansible masks for a ``no_log`` value: every leaf, dict values (not keys), numbers as text."""
+    if isinstance(value, dict):
+        return set().union(*(_leaf_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, (list, tuple, set)):
+        return set().union(*(_leaf_strings(v) for v in value)) if value else set()
+    if isinstance(value, bool) or value is None:
+        return set()
+    text = str(value)
+    return {text} if text else set()
+
+
+def _no_log_leaves(argument_spec, params, skip=()):
+    """Leaf strings of every ``no_log`` option in ``params`` (suboptions included), except the names in ``skip``."""
+    found = set()
+    for name, spec in (argument_spec or {}).items():
+        value = (params or {}).get(name)
+        if name in skip or value is None:
+            continue
+        if spec.get('no_log'):
+            found |= _leaf_strings(value)
+        elif spec.get('options'):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    found |= _no_log_leaves(spec['options'], item)
+    return found
+
+
+def kubeconfig_mask_noise(argument_spec, params):
+    """The values ``no_log`` on ``kubeconfig`` would mask that are not secrets.
+
+    ``kubeconfig`` is ``no_log`` so that the invocation logged to syslog never holds an inline kubeconfig's
+    tokens; but Ansible then masks every string of it in every output: its path, and for an inline
+    kubeconfig the names of clusters, users, contexts and namespaces ("Deployment ********/web"). The
+    secrets (tokens, passwords, client key data, auth-provider tokens) are not part of the result, nor is
+    any value of another ``no_log`` option, so nothing secret is unmasked.
+    """
+    kubeconfig = (params or {}).get('kubeconfig')
+    if kubeconfig is None:
+        return set()
+    keep = _kubeconfig_secrets(kubeconfig) | _no_log_leaves(argument_spec, params, skip=('kubeconfig',))
+    return _leaf_strings(kubeconfig) - keep
+
+
+def narrow_kubeconfig_no_log(module):
+    """Mask only the kubeconfig's secrets in this module's output (see ``kubeconfig_mask_noise``)."""
+    module.no_log_values.difference_update(kubeconfig_mask_noise(module.argument_spec, module.params))
+
+
 def _load_kubeconfig(auth, configuration):
     kubeconfig = auth.get('kubeconfig')
     options = dict(context=auth.get('context'), client_configuration=configuration,

@@ -400,6 +400,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.kube imp
     KUBERNETES_IMPORT_ERROR,
     KubeError,
     get_kube_client,
+    narrow_kubeconfig_no_log,
 )
 from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import (
     PROMETHEUS_ARG_SPEC,
@@ -542,6 +543,7 @@ def run_module(module, now):
 
 def main():
     module = AnsibleModule(argument_spec=_argument_spec(), supports_check_mode=True)
+    narrow_kubeconfig_no_log(module)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
     try:

@@ -358,6 +358,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.kube imp
     KubeError,
     get_kube_client,
     map_error,
+    narrow_kubeconfig_no_log,
 )
 from ansible_collections.machinenativeops.platform.plugins.module_utils.prometheus import (
     PROMETHEUS_ARG_SPEC,
@@ -419,6 +420,7 @@ def connect(params):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    narrow_kubeconfig_no_log(module)
     params = module.params
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)

@@ -426,6 +426,7 @@ from ansible_collections.machinenativeops.platform.plugins.module_utils.kube imp
     KUBERNETES_IMPORT_ERROR,
     KubeError,
     get_kube_client,
+    narrow_kubeconfig_no_log,
 )
 
 
@@ -760,6 +761,7 @@ def schedule_summary(obj):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    narrow_kubeconfig_no_log(module)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
     if module.params['action'] == 'verify' and not HAS_BOTO3:

@@ -176,6 +176,29 @@ def test_healthy_lab_yields_no_finding(tmp_path, lab_endpoints, workloads, admin
     assert "Istio is not in use" in skipped["mesh"]
 
 
+def test_inline_kubeconfig_masks_only_its_secrets(tmp_path, lab_endpoints, workloads, admin):
+    """An inline kubeconfig whose context names the namespace: the namespace and object names stay readable
+    (no_log on kubeconfig used to mask them), its token appears nowhere in the result (issue 12 item 11)."""
+    import yaml  # noqa: PLC0415
+
+    inline = yaml.safe_load(Path(lab_endpoints["apiserver"]["kubeconfig"]).read_text())
+    current = inline["current-context"]
+    for context in inline["contexts"]:
+        if context["name"] == current:
+            context["context"]["namespace"] = NS
+    tokens = [u["user"]["token"] for u in inline["users"] if u.get("user", {}).get("token")]
+    assert tokens, "the lab kubeconfig is expected to hold a token"
+    result = run_module(tmp_path, inline, reference_time=now_of(admin), namespaces=[NS], checks=["workloads"],
+                        only_unhealthy=False)
+    assert not result.get("failed"), result.get("msg")
+    text = json.dumps(result)
+    assert {f["namespace"] for f in result["findings"]} == {NS}, result["findings"]
+    assert {f["name"] for f in result["findings"]} == set(workloads)
+    assert "********" not in text
+    for token in tokens:
+        assert token not in text
+
+
 def test_workload_faults_yield_exactly_the_expected_findings(tmp_path, lab_endpoints, kube, workloads, admin, faults):  # noqa: PLR0917
     from kubernetes import client  # noqa: PLC0415
 

@@ -347,3 +347,36 @@ def test_missing_kubernetes_library_reports_missing_required_lib():
     assert lines[0] == "load failed: missing Python library: the kubernetes Python library is not installed"
     assert "Failed to import the required Python library (kubernetes)" in lines[1]
     assert lines[2] == "TRACE"
+
+
+# -- no_log of an inline kubeconfig: only its secrets stay masked ------------------------------------------------
+
+INLINE_KUBECONFIG = {
+    'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'prod',
+    'clusters': [{'name': 'prod-cluster', 'cluster': {'server': 'https://10.0.0.1:6443', 'certificate-authority-data': 'Q0E='}}],
+    'users': [
+        {'name': 'ops', 'user': {'token': 'tok-123456', 'client-key-data': 'S0VZ'}},
+        {'name': 'oidc', 'user': {'auth-provider': {'name': 'oidc', 'config': {'id-token': 'idt-9', 'client-id': 'web'}}}},
+    ],
+    'contexts': [{'name': 'prod', 'context': {'cluster': 'prod-cluster', 'user': 'ops', 'namespace': 'shop'}}],
+}
+
+
+def test_kubeconfig_mask_noise_unmasks_names_but_never_secrets():
+    noise = kube.kubeconfig_mask_noise(kube.KUBE_AUTH_ARG_SPEC, {'kubeconfig': INLINE_KUBECONFIG})
+    assert {'shop', 'prod', 'prod-cluster', 'ops', 'https://10.0.0.1:6443', 'web', 'oidc'} <= noise
+    assert not {'tok-123456', 'S0VZ', 'idt-9'} & noise
+
+
+def test_kubeconfig_mask_noise_keeps_values_of_other_no_log_options():
+    spec = dict(kube.KUBE_AUTH_ARG_SPEC, endpoints=dict(type='list', elements='dict', options=dict(
+        url=dict(type='str'), headers=dict(type='dict', no_log=True))))
+    params = {'kubeconfig': INLINE_KUBECONFIG, 'api_key': 'shop', 'endpoints': [{'url': 'u', 'headers': {'X': 'ops'}}]}
+    noise = kube.kubeconfig_mask_noise(spec, params)
+    assert 'shop' not in noise and 'ops' not in noise  # secrets of other options, even if a kubeconfig name too
+    assert 'prod-cluster' in noise
+
+
+def test_kubeconfig_mask_noise_for_a_path_and_without_kubeconfig():
+    assert kube.kubeconfig_mask_noise(kube.KUBE_AUTH_ARG_SPEC, {'kubeconfig': '/etc/kube/prod.conf'}) == {'/etc/kube/prod.conf'}
+    assert kube.kubeconfig_mask_noise(kube.KUBE_AUTH_ARG_SPEC, {'kubeconfig': None, 'api_key': 'x'}) == set()
