@@ -1,7 +1,8 @@
-"""Fixtures of the unit tests: a real Prometheus (Debian package) scraping a tiny exporter run in a thread."""
+"""Fixtures of the unit tests: a clean Kubernetes auth environment, and a real Prometheus (Debian package) scraping a tiny exporter run in a thread."""
 
 import json
 import math
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,16 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+
+@pytest.fixture
+def clean_kube_env(monkeypatch, tmp_path):
+    """No K8S_AUTH_* / KUBECONFIG from the developer's shell, no in-cluster env, an empty HOME."""
+    for name in list(os.environ):
+        if name.startswith("K8S_AUTH_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
 
 PROMETHEUS_BIN = shutil.which("prometheus") or "/usr/bin/prometheus"
 

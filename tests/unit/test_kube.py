@@ -22,13 +22,7 @@ from tests.unit.kube_api_server import KubeApiServer
 TOKEN = "s3cr3t-token-value-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    """No K8S_AUTH_* / KUBECONFIG from the developer's shell, no in-cluster env, an empty HOME."""
-    for name in list(os.environ):
-        if name.startswith("K8S_AUTH_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("clean_kube_env")
 
 
 @pytest.fixture

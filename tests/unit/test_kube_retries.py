@@ -1,6 +1,5 @@
 """KubeClient retries (issue 12 item 13) against the real test fixture server in tests/unit/kube_api_server.py."""
 
-import os
 
 import pytest
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import KubeClient, KubeError, build_configuration, resolve_auth
@@ -11,12 +10,7 @@ TOKEN = "retry-token-0123456789"
 PODS = "/api/v1/namespaces/shop/pods"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("K8S_AUTH_") or name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("clean_kube_env")
 
 
 @pytest.fixture
