@@ -655,8 +655,8 @@ class KubeClient:
         """The object as a dict, or None when it does not exist (404)."""
         resource, namespace = self._require('get', api_version, kind, namespace, name)
         try:
-            return self._decode(self._retrying('get', lambda: self.dynamic.get(resource, name=name, namespace=namespace,
-                                                                                 serialize=False)))
+            return self._decode(self._retrying('get', lambda: self.dynamic.get(
+                resource, name=name, namespace=namespace, serialize=False)))
         except Exception as exc:  # pylint: disable=broad-except
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None

@@ -30,7 +30,7 @@ def sleeps():
 @pytest.fixture
 def make(api, tmp_path, sleeps):
     def factory(**kwargs):
-        configuration, _ = build_configuration(resolve_auth({"host": api.url, "api_key": TOKEN}))
+        configuration = build_configuration(resolve_auth({"host": api.url, "api_key": TOKEN}))[0]
         return KubeClient(configuration, cache_file=str(tmp_path / "d.json"), sleep=sleeps.append, rng=lambda: 0.5, **kwargs)
     return factory
 
