@@ -28,8 +28,16 @@ import urllib.request
 from ansible_collections.machinenativeops.platform.plugins.module_utils.durations import parse_duration
 
 CHECKS = ('workloads', 'pods', 'nodes', 'storage', 'jobs', 'certificates', 'gitops', 'backups', 'mesh', 'alerts', 'endpoints')
-SEVERITIES = ('ok', 'warning', 'critical')
 _RANK = {'ok': 0, 'warning': 1, 'critical': 2}
+# A check the credentials may not make (403 from RBAC) is neither healthy nor a problem of the cluster: its findings
+# have severity 'unknown', listed after the problems and before the healthy objects, and they do not change the status.
+_ORDER = {'ok': 0, 'unknown': 0.5, 'warning': 1, 'critical': 2}
+
+
+def _zero_counts():
+    """Counts per severity: ok, warning, critical and unknown."""
+    return dict(ok=0, warning=0, critical=0, unknown=0)
+
 
 DEFAULT_THRESHOLDS = dict(
     max_restarts=5,
@@ -601,8 +609,23 @@ def probe_endpoint(spec):
 
 # -- aggregation -------------------------------------------------------------------------------------
 def overall_status(findings):
-    worst = max((_RANK[f['severity']] for f in findings), default=0)
+    worst = max((_RANK.get(f['severity'], 0) for f in findings), default=0)
     return ('healthy', 'degraded', 'critical')[worst]
+
+
+def describe_permission(permission):
+    """``list pods in namespace shop``, ``list nodes (cluster-wide)``, ``get schedules.velero.io in namespace velero``."""
+    resource = permission['resource'] + ('.%s' % permission['group'] if permission.get('group') else '')
+    where = 'in namespace %s' % permission['namespace'] if permission.get('namespace') else '(cluster-wide)'
+    return '%s %s %s' % (permission['verb'], resource, where)
+
+
+def unique_permissions(permissions):
+    """The permissions once each, sorted by group, resource, verb and namespace."""
+    seen = {}
+    for perm in permissions:
+        seen[(perm.get('group') or '', perm['resource'], perm['verb'], perm.get('namespace') or '')] = perm
+    return [seen[key] for key in sorted(seen)]
 
 
 def should_fail(status, fail_on):
@@ -618,7 +641,7 @@ class Summary:
         self.counts = {}
 
     def add(self, check, severity):
-        per = self.counts.setdefault(check, dict(ok=0, warning=0, critical=0))
+        per = self.counts.setdefault(check, _zero_counts())
         per[severity] += 1
 
     def as_dict(self):
@@ -664,6 +687,7 @@ class HealthRunner:
         self.summary = Summary()
         self.alertmanager_requests = 0
         self.evaluated = 0
+        self.missing_permissions = []
 
     # scopes: None = all namespaces
     def _scopes(self):
@@ -681,8 +705,20 @@ class HealthRunner:
             raise HealthError(str(exc))
         if namespace is None:
             namespace = getattr(exc, 'namespace', None)
+        permission = getattr(exc, 'permission', None)
+        if permission:
+            self._forbidden(check, exc, kind, namespace, permission)
+            return
         self._record(dict(check=check, kind=kind or getattr(exc, 'kind', None), namespace=namespace, name=None, severity='critical',
                           reason='CheckError', message='%s check could not run: %s' % (check, exc), since=None))
+
+    def _forbidden(self, check, exc, kind, namespace, permission):
+        """RBAC denied a request of the check: an ``unknown`` finding naming the permission to grant."""
+        self.missing_permissions.append(permission)
+        self._record(dict(check=check, kind=kind or getattr(exc, 'kind', None), namespace=namespace, name=None, severity='unknown',
+                          reason='Forbidden', permission=permission, since=None,
+                          message='%s check could not run: the credentials may not %s (RBAC answered 403: %s)' % (
+                              check, describe_permission(permission), getattr(exc, 'api_message', None) or exc)))
 
     def served(self, candidates, kind):
         for api_version in candidates:
@@ -848,11 +884,11 @@ class HealthRunner:
     def run(self, checks):
         started = time.monotonic()
         for check in checks:
-            self.summary.counts.setdefault(check, dict(ok=0, warning=0, critical=0))
+            self.summary.counts.setdefault(check, _zero_counts())
             getattr(self, 'check_%s' % check)()
-        findings = sorted(self.findings, key=lambda f: (-_RANK[f['severity']], f['check'], f['kind'] or '', f['namespace'] or '', f['name'] or ''))
+        findings = sorted(self.findings, key=lambda f: (-_ORDER[f['severity']], f['check'], f['kind'] or '', f['namespace'] or '', f['name'] or ''))
         status = overall_status(self.findings)
-        totals = dict(ok=0, warning=0, critical=0)
+        totals = _zero_counts()
         for counts in self.summary.counts.values():
             for key in totals:
                 totals[key] += counts[key]
@@ -863,6 +899,7 @@ class HealthRunner:
             summary=dict(checks=self.summary.as_dict(), totals=totals),
             findings=findings,
             skipped_checks=self.skipped,
+            missing_permissions=unique_permissions(self.missing_permissions),
             checks=list(checks),
             duration_seconds=round(time.monotonic() - started, 3),
             api_calls=kube_calls + prom_calls + self.alertmanager_requests,

@@ -115,6 +115,9 @@ class KubeError(Exception):
         self.status = status
         self.reason = reason
         self.api_message = api_message
+        # the API resource (plural) and group of the request, when known: they name the permission a 403 lacked
+        self.resource = None
+        self.group = None
         super(KubeError, self).__init__(self.message)
 
     @property
@@ -143,10 +146,18 @@ class KubeError(Exception):
     def __str__(self):
         return self.message
 
+    @property
+    def permission(self):
+        """For a 403: the RBAC permission the request needed, ``{verb, group, resource, namespace}`` (``group`` is
+        ``''`` for the core API, ``namespace`` None for a cluster-wide request); None otherwise or when unknown."""
+        if self.status != 403 or not self.resource:
+            return None
+        return dict(verb=self.verb, group=self.group or '', resource=self.resource, namespace=self.namespace)
+
     def to_dict(self):
         """The error as plain data (for a module's failure result)."""
         return dict(verb=self.verb, kind=self.kind, namespace=self.namespace, name=self.name,
-                    status=self.status, reason=self.reason, api_message=self.api_message)
+                    status=self.status, reason=self.reason, api_message=self.api_message, permission=self.permission)
 
 
 def redact(text, secrets):
@@ -546,9 +557,6 @@ class KubeClient:
         """Number of HTTP requests sent so far (discovery included)."""
         return self.api_client.request_count
 
-    def _error(self, exc, verb, kind=None, namespace=None, name=None):
-        return map_error(exc, verb, kind, namespace, name, host=self.host, secrets=self._secrets)
-
     def resource(self, api_version, kind):
         """The dynamic ``Resource`` for ``api_version``/``kind``, or None when the API does not serve it."""
         key = (api_version, kind)
@@ -601,21 +609,26 @@ class KubeClient:
                 delay = after if after is not None else self._rng() * min(RETRY_MAX_DELAY, RETRY_BASE * 2 ** (attempt - 1))
                 self._sleep(delay)
 
-    def _error(self, exc, verb, kind=None, namespace=None, name=None):
+    def _error(self, exc, verb, kind=None, namespace=None, name=None, resource=None):  # noqa: PLR0917
+        """``exc`` as a KubeError; ``resource`` (the dynamic Resource of the request) names the permission of a 403."""
         error = map_error(exc, verb, kind, namespace, name, host=self.host, secrets=self._secrets)
         attempts = getattr(exc, 'kube_attempts', 1)
         if attempts > 1 and error is not exc:
             error.api_message = '%s (after %d attempts)' % (error.api_message or '', attempts)
             error.args = (error.message,)
+        if resource is not None and error.resource is None:
+            error.resource = getattr(resource, 'name', None)
+            error.group = getattr(resource, 'group', None) or ''
         return error
 
-    def _call(self, where, method, *args, **kwargs):
-        """``method(*args, **kwargs)`` decoded to a dict; errors name ``where`` = (verb, kind, namespace, name)."""
+    def _call(self, where, resource, method, *args, **kwargs):
+        """``method(*args, **kwargs)`` decoded to a dict; errors name ``where`` = (verb, kind, namespace, name) and
+        ``resource``."""
         kwargs['serialize'] = False
         try:
             return self._decode(self._retrying(where[0], lambda: method(*args, **kwargs)))
         except Exception as exc:  # pylint: disable=broad-except
-            raise self._error(exc, *where) from None
+            raise self._error(exc, *where, resource=resource) from None
 
     def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None, page_size=500):  # noqa: PLR0917
         """Iterate over the objects (plain dicts), one page of ``page_size`` per request.
@@ -643,7 +656,7 @@ class KubeClient:
         items = []
         token = None
         while True:
-            page = self._call(('list', kind, namespace, None), self.dynamic.get, resource, namespace=namespace,
+            page = self._call(('list', kind, namespace, None), resource, self.dynamic.get, resource, namespace=namespace,
                               label_selector=label_selector or None, field_selector=field_selector or None,
                               limit=page_size or None, _continue=token)
             items.extend((page or {}).get('items') or [])
@@ -660,7 +673,7 @@ class KubeClient:
         except Exception as exc:  # pylint: disable=broad-except
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None
-            raise self._error(exc, 'get', kind, namespace, name) from None
+            raise self._error(exc, 'get', kind, namespace, name, resource=resource) from None
 
     @staticmethod
     def _dry_run(dry_run):
@@ -670,14 +683,14 @@ class KubeClient:
         name = (body.get('metadata') or {}).get('name')
         namespace = namespace or (body.get('metadata') or {}).get('namespace')
         resource, namespace = self._require('create', api_version, kind, namespace, name)
-        return self._call(('create', kind, namespace, name), self.dynamic.create, resource, body=body, namespace=namespace,
+        return self._call(('create', kind, namespace, name), resource, self.dynamic.create, resource, body=body, namespace=namespace,
                           dry_run=self._dry_run(dry_run), field_manager=FIELD_MANAGER)
 
     def replace(self, api_version, kind, body, namespace=None, dry_run=False):
         name = (body.get('metadata') or {}).get('name')
         namespace = namespace or (body.get('metadata') or {}).get('namespace')
         resource, namespace = self._require('replace', api_version, kind, namespace, name)
-        return self._call(('replace', kind, namespace, name), self.dynamic.replace, resource, body=body, name=name,
+        return self._call(('replace', kind, namespace, name), resource, self.dynamic.replace, resource, body=body, name=name,
                           namespace=namespace, dry_run=self._dry_run(dry_run), field_manager=FIELD_MANAGER)
 
     def patch(self, api_version, kind, name, body, namespace=None, patch_type='merge', dry_run=False,  # noqa: PLR0917
@@ -690,7 +703,7 @@ class KubeClient:
         if patch_type == 'apply':
             extra['force_conflicts'] = bool(force)
         path = resource.path(name=name, namespace=namespace)
-        return self._call(('patch', kind, namespace, name), self.dynamic.request, 'patch', path, body=body,
+        return self._call(('patch', kind, namespace, name), resource, self.dynamic.request, 'patch', path, body=body,
                           content_type=_PATCH_CONTENT_TYPES[patch_type], dry_run=self._dry_run(dry_run),
                           field_manager=field_manager, **extra)
 
@@ -704,7 +717,7 @@ class KubeClient:
         except Exception as exc:  # pylint: disable=broad-except
             if HAS_KUBERNETES and isinstance(exc, ApiException) and exc.status == 404:
                 return None
-            raise self._error(exc, 'delete', kind, namespace, name) from None
+            raise self._error(exc, 'delete', kind, namespace, name, resource=resource) from None
 
 
 def fail_if_missing_kubernetes(module):

@@ -189,8 +189,12 @@ options:
         replay a situation or to agree with a cluster whose clock differs.
     type: str
 notes:
-  - Needs only read access (get/list) to the inspected kinds; a read-only service account is enough.
-  - The severity of a C(CheckError) finding is C(critical) because when a check cannot run, health cannot be asserted.
+  - Needs only read access (get/list) to the inspected kinds; the ClusterRole C(machinenativeops-platform:health-reader)
+    of the C(machinenativeops.platform.rbac) role grants exactly that.
+  - A check the credentials may not make (the API answers 403) gives a finding of severity C(unknown) and reason C(Forbidden)
+    that names the missing permission, also listed in RV(missing_permissions); it does not change RV(status), because it says
+    nothing about the cluster. The built-in C(view) ClusterRole, for example, cannot list Nodes or Velero objects.
+  - The severity of any other C(CheckError) finding is C(critical) because when a check cannot run, health cannot be asserted.
 seealso:
   - module: kubernetes.core.k8s_info
 '''
@@ -251,13 +255,13 @@ summary:
   type: dict
   contains:
     checks:
-      description: Check name to a dict of C(ok), C(warning) and C(critical) counts.
+      description: Check name to a dict of C(ok), C(warning), C(critical) and C(unknown) counts.
       type: dict
-      sample: {pods: {ok: 41, warning: 1, critical: 2}}
+      sample: {pods: {ok: 41, warning: 1, critical: 2, unknown: 0}}
     totals:
-      description: C(ok), C(warning) and C(critical) counts over all checks.
+      description: C(ok), C(warning), C(critical) and C(unknown) counts over all checks.
       type: dict
-      sample: {ok: 120, warning: 1, critical: 2}
+      sample: {ok: 120, warning: 1, critical: 2, unknown: 0}
 findings:
   description: The problems found (and healthy objects with O(only_unhealthy=false)), most severe first.
   returned: always
@@ -281,9 +285,13 @@ findings:
       type: str
       sample: web-7d4b9c8f6-x2x8k
     severity:
-      description: C(critical), C(warning) or C(ok).
+      description: C(critical), C(warning), C(ok), or C(unknown) for a check that RBAC did not allow (reason C(Forbidden)).
       type: str
       sample: critical
+    permission:
+      description: On C(Forbidden) findings only, the permission the check needed.
+      type: dict
+      sample: {verb: list, group: "", resource: nodes, namespace: null}
     reason:
       description: Machine-readable reason of the most important problem (for example C(CrashLoopBackOff), C(NodeNotReady),
         C(BackupTooOld), C(CheckError)).
@@ -305,6 +313,14 @@ skipped_checks:
   type: list
   elements: dict
   sample: [{check: certificates, reason: cert-manager is not installed (the API does not serve cert-manager.io Certificate)}]
+missing_permissions:
+  description:
+    - The RBAC permissions the checks needed and the credentials lack, once each; empty when every check could run.
+    - C(group) is empty for the core API; C(namespace) is null for a cluster-wide request.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{verb: list, group: "", resource: nodes, namespace: null}, {verb: list, group: velero.io, resource: backups, namespace: null}]
 checks:
   description: The checks that were run or skipped, in order.
   returned: always

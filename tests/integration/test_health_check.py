@@ -169,8 +169,8 @@ def test_healthy_lab_yields_no_finding(tmp_path, lab_endpoints, workloads, admin
     assert result["findings"] == []
     assert result["changed"] is False
     counts = result["summary"]["checks"]
-    assert counts["workloads"] == {"ok": len(workloads), "warning": 0, "critical": 0}
-    assert counts["pods"]["ok"] >= len(workloads) and counts["nodes"] == {"ok": 3, "warning": 0, "critical": 0}
+    assert counts["workloads"] == {"ok": len(workloads), "warning": 0, "critical": 0, "unknown": 0}
+    assert counts["pods"]["ok"] >= len(workloads) and counts["nodes"] == {"ok": 3, "warning": 0, "critical": 0, "unknown": 0}
     skipped = {s["check"]: s["reason"] for s in result["skipped_checks"]}
     assert set(skipped) == {"mesh", "endpoints"}, skipped
     assert "Istio is not in use" in skipped["mesh"]
@@ -356,7 +356,7 @@ def test_backup_faults(tmp_path, lab_endpoints, kube, admin, faults):
             ("backups", "Schedule", "velero", "health-partial", "warning", "LastBackupPartiallyFailed"),
             ("backups", "Schedule", "velero", "health-failed", "warning", "LastBackupFailed"),
         }, json.dumps(result["findings"], indent=1)
-        assert result["summary"]["checks"]["backups"] == {"ok": 2, "warning": 2, "critical": 0}   # + health-ok and the location
+        assert result["summary"]["checks"]["backups"] == {"ok": 2, "warning": 2, "critical": 0, "unknown": 0}   # + health-ok and the location
         failed = next(f for f in result["findings"] if f["name"] == "health-failed")
         assert "is Failed: lab: bucket gone" in failed["message"]
 

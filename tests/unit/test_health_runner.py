@@ -97,9 +97,9 @@ def test_crd_checks(crd_api, tmp_path):
     }
     assert result["status"] == "critical"
     assert result["skipped_checks"] == []
-    assert result["summary"]["checks"] == {"certificates": {"ok": 1, "warning": 1, "critical": 0},
-                                           "gitops": {"ok": 2, "warning": 1, "critical": 1},
-                                           "mesh": {"ok": 2, "warning": 1, "critical": 0}}   # istiod + namespace shop
+    assert result["summary"]["checks"] == {"certificates": {"ok": 1, "warning": 1, "critical": 0, "unknown": 0},
+                                           "gitops": {"ok": 2, "warning": 1, "critical": 1, "unknown": 0},
+                                           "mesh": {"ok": 2, "warning": 1, "critical": 0, "unknown": 0}}   # istiod + namespace shop
 
 
 def test_namespaces_scope_and_mesh_namespaces(crd_api, tmp_path):
