@@ -245,6 +245,32 @@ options:
   istio_api_version:
     description: API version of the Istio networking objects, for example C(networking.istio.io/v1). Detected when omitted.
     type: str
+  capacity:
+    description:
+      - Canary replicas that follow the weight, so that one canary pod never takes most of the traffic.
+      - With O(capacity.mode=proportional), before the weight is raised to W the canary Deployment is scaled to
+        C(ceil(stable replicas * W / 100)) replicas (within O(capacity.min_replicas) and O(capacity.max_replicas)), and the
+        weight moves only on a later call, once that many canary replicas run the current template and are ready; until
+        then the decision is V(held) and RV(capacity) says why. When a HorizontalPodAutoscaler scales the canary
+        Deployment, its C(minReplicas) is raised instead (it fails when its C(maxReplicas) is too low).
+      - Replicas are never lowered here; scale the canary down after the promotion or rollback (C(deploy.yml) does).
+        A canary that never becomes ready keeps its weight until O(progress_deadline) fails it.
+      - Needs O(canary_workload) and O(stable_workload).
+    type: dict
+    default: {}
+    suboptions:
+      mode:
+        description: V(none) leaves the replicas alone; V(proportional) scales them with the weight.
+        type: str
+        choices: [none, proportional]
+        default: none
+      min_replicas:
+        description: Fewest canary replicas at any weight above 0.
+        type: int
+        default: 1
+      max_replicas:
+        description: Most canary replicas (default no cap).
+        type: int
 notes:
   - The analysis time is the clock of the host running the module; it should be roughly in sync with Prometheus.
 seealso:
@@ -319,6 +345,15 @@ reasons:
   type: list
   elements: str
   sample: ["every metric is within its bounds (612 canary requests in the last 1m)", "analysis passed: canary weight 10% -> 30%"]
+capacity:
+  description:
+    - With O(capacity.mode=proportional) and a raised weight, the capacity plan; absent otherwise.
+    - C(action) is V(ready) (the weight moved), V(scale) or V(raise_hpa) (replicas asked for, weight held) or V(wait)
+      (replicas not ready yet, weight held).
+  returned: when capacity.mode is proportional and the weight would rise
+  type: dict
+  sample: {action: scale, needed: 2, replicas: 1, ready: 1, stable_replicas: 4, hpa: null, weight: 30,
+           patch: {spec: {replicas: 2}}, reason: "30% of the traffic needs 2 canary replica(s) (stable has 4): ..."}
 weights_before:
   description: Route weights before the call.
   returned: always
@@ -394,6 +429,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.machinenativeops.platform.plugins.module_utils import canary as cn
+from ansible_collections.machinenativeops.platform.plugins.module_utils import canary_capacity as capacity
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import (
     HAS_KUBERNETES,
     KUBE_AUTH_ARG_SPEC,
@@ -455,6 +491,11 @@ def _argument_spec():
         progress_deadline=dict(type='str', default='1h'),
         rollback_on_failure=dict(type='bool', default=True),
         istio_api_version=dict(type='str'),
+        capacity=dict(type='dict', default={}, options=dict(
+            mode=dict(type='str', choices=list(capacity.MODES), default='none'),
+            min_replicas=dict(type='int', default=1),
+            max_replicas=dict(type='int'),
+        )),
     )
     spec.update(KUBE_AUTH_ARG_SPEC)
     spec.update(PROMETHEUS_ARG_SPEC)
@@ -478,9 +519,30 @@ def _view(weights, state):
                                                                            'inconclusive_checks', 'analyses')} if state else None}
 
 
+def _capacity(client, module, opts, cap, weight):
+    """capacity.plan() for ``weight``, and its scale or HPA patch applied (not in check mode)."""
+    ns = opts['namespace']
+    canary = client.get('apps/v1', 'Deployment', opts['canary_workload'], namespace=ns)
+    stable = client.get('apps/v1', 'Deployment', opts['stable_workload'], namespace=ns)
+    hpas = []
+    if client.resource('autoscaling/v2', 'HorizontalPodAutoscaler') is not None:
+        hpas = list(client.list('autoscaling/v2', 'HorizontalPodAutoscaler', namespace=ns))
+    hpa = capacity.hpa_for(hpas, opts['canary_workload'])
+    plan = capacity.plan(canary, stable, hpa, weight, cap)
+    if not module.check_mode:
+        if plan['action'] == 'scale':
+            client.patch('apps/v1', 'Deployment', opts['canary_workload'], plan['patch'], namespace=ns)
+        elif plan['action'] == 'raise_hpa':
+            client.patch('autoscaling/v2', 'HorizontalPodAutoscaler', hpa['metadata']['name'], plan['patch'], namespace=ns)
+    return plan
+
+
 def run_module(module, now):
     p = module.params
     opts = cn.options_from_params(p)
+    cap = capacity.options(p.get('capacity'))
+    if cap['mode'] == 'proportional' and not (opts['canary_workload'] and opts['stable_workload']):
+        raise capacity.CapacityError('capacity.mode=proportional needs canary_workload and stable_workload (the two Deployments)')
     client = get_kube_client(p)
     api_version = _api_version(client, p['istio_api_version'])
     ns, name = opts['namespace'], opts['virtual_service']
@@ -519,6 +581,17 @@ def run_module(module, now):
         return result
     patch = {}
     new_weight = out['weight_after']
+    if cap['mode'] == 'proportional' and new_weight > weights['canary']:
+        plan = _capacity(client, module, opts, cap, new_weight)
+        result['capacity'] = plan
+        if plan['action'] != 'ready':
+            # Held for capacity: nothing of this call's decision is stored, the weight moves on a later call.
+            result.update(decision='held', reasons=[*notes, plan['reason']], weights_after=dict(weights), state=stored,
+                          phase=(stored or {}).get('phase'), step_index=(stored or {}).get('step_index', -1),
+                          changed=plan['action'] in ('scale', 'raise_hpa'))
+            if module._diff:
+                result['diff'] = {'before': {'canary_replicas': plan['replicas']}, 'after': {'canary_replicas': max(plan['replicas'], plan['needed'])}}
+            return result
     if new_weight != weights['canary']:
         receiving = ([opts['canary']] if new_weight > 0 else []) + ([opts['stable']] if new_weight < 100 else [])
         rules = list(client.list(api_version, 'DestinationRule', namespace=ns))
@@ -548,7 +621,7 @@ def main():
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
     try:
         result = run_module(module, time.time())
-    except cn.CanaryError as exc:
+    except (cn.CanaryError, capacity.CapacityError) as exc:
         module.fail_json(msg=str(exc))
     except KubeError as exc:
         hint = ''

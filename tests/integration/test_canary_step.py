@@ -269,3 +269,29 @@ def test_comparison_with_stable_rolls_back_a_worse_canary(make_app):
     assert errors["verdict"] == "failed" and errors["p_value"] < 0.05
     assert errors["canary_ratio"] > 0.05 and errors["stable_ratio"] == 0.0
     assert comparison["latency_vs_stable"]["verdict"] in ("passed", "failed")
+
+
+def test_canary_replicas_follow_the_weight_before_it_moves(make_app):
+    """capacity.mode=proportional (issue 12 item 7): 50 % of a 4-replica stable needs 2 canary replicas; the first call
+    scales the canary and holds the weight, a later call moves it once both replicas are ready."""
+    app = make_app()
+    app.apps.patch_namespaced_deployment("reviews", app.namespace, {"spec": {"replicas": 4}})
+    app.wait_available("reviews")
+    ask = {"action": "set_weight", "weight": 50, "capacity": {"mode": "proportional"}}
+    rc, predicted, out = run_canary(app, check=True, **ask)
+    assert rc == 0 and predicted["changed"] and predicted["decision"] == "held", out
+    assert predicted["capacity"]["action"] == "scale" and predicted["capacity"]["needed"] == 2
+    assert app.apps.read_namespaced_deployment("reviews-canary", app.namespace).spec.replicas == 1   # check mode wrote nothing
+    rc, scaled, out = run_canary(app, **ask)
+    assert rc == 0 and scaled["changed"] and scaled["decision"] == "held", out
+    assert {k: scaled["capacity"][k] for k in ("action", "needed", "replicas", "stable_replicas")} == {
+        "action": "scale", "needed": 2, "replicas": 1, "stable_replicas": 4}
+    assert f"scaling Deployment {app.namespace}/reviews-canary from 1 to 2 replicas" in scaled["reasons"][-1]
+    assert app.weights() == {"stable": 100, "canary": 0} and app.state() is None   # no weight, no state before capacity
+    assert app.apps.read_namespaced_deployment("reviews-canary", app.namespace).spec.replicas == 2
+    app.wait_available("reviews-canary")
+    rc, moved, out = run_canary(app, **ask)
+    assert rc == 0 and moved["changed"] and moved["decision"] == "advanced" and moved["capacity"]["action"] == "ready", out
+    assert app.weights() == {"stable": 50, "canary": 50}
+    rc, again, out = run_canary(app, **ask)
+    assert rc == 0 and not again["changed"] and "capacity" not in again, out
