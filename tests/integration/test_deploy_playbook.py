@@ -54,6 +54,8 @@ def test_canary_strategy_promotes_and_moves_stable(app, tmp_path):
     rc, result, out = deploy(app, tmp_path, **FAST_CANARY)
     assert rc == 0, out[-4000:]
     assert result["decision"] == "promoted"
+    # the promotion to 100 % waited for as many ready canary replicas as stable has (2): capacity followed the weight
+    assert {k: result["capacity"][k] for k in ("action", "needed", "stable_replicas")} == {"action": "ready", "needed": 2, "stable_replicas": 2}
     dep = app.apps.read_namespaced_deployment("reviews", app.namespace)
     assert dep.spec.template.spec.containers[0].image == "example/reviews:2.0.0"
     assert dep.spec.template.metadata.labels["version"] == "2.0.0"
