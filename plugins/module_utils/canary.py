@@ -43,7 +43,7 @@ SUMMARY_ANNOTATION = 'canary.machinenativeops.io/summary'
 STATE_VERSION = 1
 HISTORY_LIMIT = 30
 
-ACTIONS = ('step', 'set_weight', 'promote', 'rollback', 'analyze', 'status')
+ACTIONS = ('step', 'set_weight', 'promote', 'rollback', 'analyze', 'status', 'lease')
 DECISIONS = ('advanced', 'held', 'promoted', 'rolled_back', 'inconclusive', 'failed')
 TERMINAL_PHASES = ('promoted', 'rolled_back', 'failed')
 DEFAULT_STEPS = [10, 30, 50, 80, 100]
@@ -719,7 +719,7 @@ def decide(state, opts, now, analysis=None):
         reasons.append('rollback requested: all traffic goes to the stable version')
         return result('rolled_back')
 
-    if action == 'status':
+    if action in ('status', 'lease'):
         reasons.append(summary(state))
         last = (state.get('last_decision') or {}).get('decision')
         return result(last if last in DECISIONS else 'held', record=False)

@@ -55,8 +55,10 @@ options:
       - V(promote) analyses and, when the analysis passes, sends all traffic to the canary.
       - V(rollback) sends all traffic to the stable destination.
       - V(analyze) runs the analysis and changes nothing. V(status) returns the stored state and weights.
+      - V(lease) only takes or renews the lease of O(lease.holder) (see O(lease)), for example before a job touches the
+        canary Deployment, and fails when another job holds it.
     type: str
-    choices: [step, set_weight, promote, rollback, analyze, status]
+    choices: [step, set_weight, promote, rollback, analyze, status, lease]
     default: step
   namespace:
     description: Namespace of the VirtualService, the DestinationRule and the workloads.
@@ -245,6 +247,25 @@ options:
   istio_api_version:
     description: API version of the Istio networking objects, for example C(networking.istio.io/v1). Detected when omitted.
     type: str
+  lease:
+    description:
+      - One job at a time per canary. With O(lease.holder) (for example the AWX job id), the actions that move traffic
+        (V(step), V(set_weight), V(promote)) take a lease stored in the C(canary.machinenativeops.io/lease) annotation of the
+        VirtualService, in the same resourceVersion-guarded patch as the weights, and renew it when less than half of
+        O(lease.duration) is left. Such an action by another holder, or without a holder, fails naming the holder and the
+        expiry while the lease is valid; an expired lease (a crashed or cancelled job) is taken over.
+      - A call that ends the canary (promoted, rolled back, failed) releases the holder's lease. V(rollback) is never
+        refused because of a lease.
+    type: dict
+    default: {}
+    suboptions:
+      holder:
+        description: Who drives the canary; no lease is taken without it.
+        type: str
+      duration:
+        description: How long a lease lasts without renewal (a duration such as V(15m)); longer than the pause between calls.
+        type: str
+        default: 15m
   capacity:
     description:
       - Canary replicas that follow the weight, so that one canary pod never takes most of the traffic.
@@ -345,6 +366,18 @@ reasons:
   type: list
   elements: str
   sample: ["every metric is within its bounds (612 canary requests in the last 1m)", "analysis passed: canary weight 10% -> 30%"]
+lease:
+  description:
+    - The canary lease after the call, null when none is held. C(action) is V(acquired), V(renewed), V(kept),
+      V(released), or null when this call did not use the lease.
+  returned: always
+  type: dict
+  sample: {holder: awx-job-4711, expires_at: "2026-03-01T12:15:00.000Z", action: acquired}
+lease_conflict:
+  description: True when the call failed because another holder's lease is valid; the caller must not touch the canary.
+  returned: on failure, when another job holds the lease
+  type: bool
+  sample: true
 capacity:
   description:
     - With O(capacity.mode=proportional) and a raised weight, the capacity plan; absent otherwise.
@@ -430,6 +463,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.machinenativeops.platform.plugins.module_utils import canary as cn
 from ansible_collections.machinenativeops.platform.plugins.module_utils import canary_capacity as capacity
+from ansible_collections.machinenativeops.platform.plugins.module_utils import canary_lease as lease
 from ansible_collections.machinenativeops.platform.plugins.module_utils.kube import (
     HAS_KUBERNETES,
     KUBE_AUTH_ARG_SPEC,
@@ -491,6 +525,7 @@ def _argument_spec():
         progress_deadline=dict(type='str', default='1h'),
         rollback_on_failure=dict(type='bool', default=True),
         istio_api_version=dict(type='str'),
+        lease=dict(type='dict', default={}, options=dict(holder=dict(type='str'), duration=dict(type='str', default='15m'))),
         capacity=dict(type='dict', default={}, options=dict(
             mode=dict(type='str', choices=list(capacity.MODES), default='none'),
             min_replicas=dict(type='int', default=1),
@@ -524,6 +559,12 @@ def _capacity(client, module, opts, cap, weight):
     ns = opts['namespace']
     canary = client.get('apps/v1', 'Deployment', opts['canary_workload'], namespace=ns)
     stable = client.get('apps/v1', 'Deployment', opts['stable_workload'], namespace=ns)
+    if canary is None and module.check_mode:
+        # a check-mode run that would have created (and waited for) the canary earlier, as deploy.yml --check does:
+        # plan as if it ran min_replicas ready replicas
+        n = cap['min_replicas']
+        canary = {'metadata': {'namespace': ns, 'name': opts['canary_workload'], 'generation': 1}, 'spec': {'replicas': n},
+                  'status': {'observedGeneration': 1, 'readyReplicas': n, 'updatedReplicas': n}}
     hpas = []
     if client.resource('autoscaling/v2', 'HorizontalPodAutoscaler') is not None:
         hpas = list(client.list('autoscaling/v2', 'HorizontalPodAutoscaler', namespace=ns))
@@ -537,10 +578,40 @@ def _capacity(client, module, opts, cap, weight):
     return plan
 
 
+def _lease_patch(result, held, holder, seconds, now, finished):  # noqa: PLR0917
+    """The VirtualService patch that takes, renews or releases ``holder``'s lease (None: nothing to write); sets
+    ``result['lease']``."""
+    if not holder:
+        return None
+    value = lease.wanted(held, holder, seconds, now, finished)
+    mine = bool(held) and held['holder'] == holder
+    if value is None:
+        if mine:
+            result['lease']['action'] = 'kept'
+        return None
+    if value == '':
+        result['lease'] = {'holder': holder, 'expires_at': None, 'action': 'released'}
+    else:
+        result['lease'] = {'holder': holder, 'expires_at': cn.format_time(value['expires_at']), 'action': 'renewed' if mine else 'acquired'}
+    return {'metadata': {'annotations': {lease.LEASE_ANNOTATION: lease.serialize(value, cn.format_time)}}}
+
+
+def _write(module, client, api_version, name, ns, vs, patch):  # noqa: PLR0917
+    """Merge-patch the VirtualService, guarded by the resourceVersion that was read (not in check mode); returns the patch."""
+    patch.setdefault('metadata', {})['resourceVersion'] = (vs.get('metadata') or {}).get('resourceVersion')
+    if not module.check_mode:
+        client.patch(api_version, 'VirtualService', name, patch, namespace=ns)
+    return patch
+
+
 def run_module(module, now):
     p = module.params
     opts = cn.options_from_params(p)
     cap = capacity.options(p.get('capacity'))
+    holder = (p.get('lease') or {}).get('holder') or None
+    if opts['action'] == 'lease' and not holder:
+        raise cn.CanaryError('action=lease needs lease.holder')
+    lease_seconds = cn.parse_duration((p.get('lease') or {}).get('duration') or '15m', 'lease.duration')
     if cap['mode'] == 'proportional' and not (opts['canary_workload'] and opts['stable_workload']):
         raise capacity.CapacityError('capacity.mode=proportional needs canary_workload and stable_workload (the two Deployments)')
     client = get_kube_client(p)
@@ -554,7 +625,11 @@ def run_module(module, now):
     where = 'http route %d%s of VirtualService %s/%s' % (idx, ' (%s)' % http[idx].get('name') if http[idx].get('name') else '', ns, name)
     weights = cn.read_weights(http[idx], opts['stable'], opts['canary'], ns, where=where)
     stored = cn.load_state(vs)
+    held = lease.load(vs, cn.parse_time)
     state, notes = cn.reconcile_state(stored, weights, opts, now)
+    note = lease.check(held, holder, opts['action'], now, cn.format_time, 'the canary of VirtualService %s/%s' % (ns, name))
+    if note:
+        notes.append(note)
     analysis = None
     if cn.needs_analysis(opts['action'], state, opts, now):
         if not p.get('prometheus_url'):
@@ -572,12 +647,18 @@ def run_module(module, now):
         'step_index': out['step_index'], 'steps': opts['steps'], 'phase': out['state']['phase'], 'analysis': analysis,
         'state': out['state'] if opts['action'] not in ('analyze',) else (stored or state),
         'patch': None, 'virtual_service': {'namespace': ns, 'name': name, 'api_version': api_version, 'route_index': idx},
+        'lease': {'holder': held['holder'], 'expires_at': cn.format_time(held['expires_at']), 'action': None} if held else None,
     }
-    if opts['action'] in ('analyze', 'status'):
+    if opts['action'] in ('analyze', 'status', 'lease'):
         result['weights_after'] = dict(weights)
         result['state'] = stored
         result['phase'] = (stored or {}).get('phase')
         result['step_index'] = (stored or {}).get('step_index', -1)
+        if opts['action'] == 'lease':
+            lease_patch = _lease_patch(result, held, holder, lease_seconds, now, finished=False)
+            if lease_patch:
+                result['patch'] = _write(module, client, api_version, name, ns, vs, lease_patch)
+                result['changed'] = True
         return result
     patch = {}
     new_weight = out['weight_after']
@@ -585,10 +666,15 @@ def run_module(module, now):
         plan = _capacity(client, module, opts, cap, new_weight)
         result['capacity'] = plan
         if plan['action'] != 'ready':
-            # Held for capacity: nothing of this call's decision is stored, the weight moves on a later call.
+            # Held for capacity: nothing of this call's decision is stored, the weight moves on a later call (the lease
+            # is taken all the same, so no other job starts meanwhile).
             result.update(decision='held', reasons=[*notes, plan['reason']], weights_after=dict(weights), state=stored,
                           phase=(stored or {}).get('phase'), step_index=(stored or {}).get('step_index', -1),
                           changed=plan['action'] in ('scale', 'raise_hpa'))
+            lease_patch = _lease_patch(result, held, holder, lease_seconds, now, finished=False)
+            if lease_patch:
+                result['changed'] = True
+                _write(module, client, api_version, name, ns, vs, lease_patch)
             if module._diff:
                 result['diff'] = {'before': {'canary_replicas': plan['replicas']}, 'after': {'canary_replicas': max(plan['replicas'], plan['needed'])}}
             return result
@@ -603,12 +689,13 @@ def run_module(module, now):
         patch['spec'] = {'http': new_http}
     if out['state'] != stored:
         patch['metadata'] = {'annotations': cn.state_annotations(out['state'])}
+    if opts['action'] in lease.LEASED_ACTIONS or opts['action'] == 'rollback':
+        lease_patch = _lease_patch(result, held, holder, lease_seconds, now, finished=out['state']['phase'] in cn.TERMINAL_PHASES)
+        if lease_patch:
+            patch.setdefault('metadata', {}).setdefault('annotations', {}).update(lease_patch['metadata']['annotations'])
     if patch:
-        patch.setdefault('metadata', {})['resourceVersion'] = (vs.get('metadata') or {}).get('resourceVersion')
-        result['patch'] = patch
+        result['patch'] = _write(module, client, api_version, name, ns, vs, patch)
         result['changed'] = True
-        if not module.check_mode:
-            client.patch(api_version, 'VirtualService', name, patch, namespace=ns)
     if module._diff:
         result['diff'] = {'before': _view(weights, stored), 'after': _view(result['weights_after'], out['state'])}
     return result
@@ -621,6 +708,9 @@ def main():
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
     try:
         result = run_module(module, time.time())
+    except lease.LeaseError as exc:
+        # lease_conflict tells a caller's rescue that this job must not touch the canary (another job drives it)
+        module.fail_json(msg=str(exc), lease_conflict=True)
     except (cn.CanaryError, capacity.CapacityError) as exc:
         module.fail_json(msg=str(exc))
     except KubeError as exc:

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,6 @@ def wait_until_due(app: LabApp, interval: float = 6.0, timeout: float = 60.0) ->
     """Wait until the canary's next analysis window is complete (read from its state, not a fixed sleep)."""
     state = app.state()
     marks = [state.get("last_change_at"), state.get("last_analysis_at")]
-    from datetime import datetime  # noqa: PLC0415
-
     since = max(datetime.fromisoformat(m.replace("Z", "+00:00")).timestamp() for m in marks if m)
     deadline = time.monotonic() + timeout
     while time.time() < since + interval + 0.2:
@@ -295,3 +294,31 @@ def test_canary_replicas_follow_the_weight_before_it_moves(make_app):
     assert app.weights() == {"stable": 50, "canary": 50}
     rc, again, out = run_canary(app, **ask)
     assert rc == 0 and not again["changed"] and "capacity" not in again, out
+
+
+def test_lease_keeps_a_second_job_off_the_canary_but_never_blocks_a_rollback(make_app):
+    """Issue 12 item 6: two jobs on one canary; the lease is refused to the second, kept without a write by the first,
+    taken over once expired, and a rollback by anyone goes through."""
+    app = make_app()
+    job1 = {"action": "set_weight", "lease": {"holder": "job-1", "duration": "15s"}}
+    rc, first, out = run_canary(app, weight=10, **job1)
+    assert rc == 0 and first["decision"] == "advanced" and first["lease"]["holder"] == "job-1", out
+    assert first["lease"]["action"] == "acquired"
+    rc, second, out = run_canary(app, weight=30, action="set_weight", lease={"holder": "job-2"}, ignore_errors=True)
+    assert second.get("failed") and "is being driven by job-1" in second["msg"], out
+    rc, anonymous, out = run_canary(app, weight=30, action="set_weight", ignore_errors=True)
+    assert anonymous.get("failed") and "is being driven by job-1" in anonymous["msg"], out
+    assert app.weights() == {"stable": 90, "canary": 10}
+    rc, again, out = run_canary(app, weight=10, **job1)
+    assert rc == 0 and not again["changed"] and again["lease"]["action"] == "kept", out   # idempotent: no renewal write
+    # job-1 stops calling (a crashed job): its lease expires and does not block the canary for ever
+    expires = datetime.fromisoformat(again["lease"]["expires_at"].replace("Z", "+00:00")).timestamp()
+    time.sleep(max(0.0, expires - time.time()) + 0.3)
+    rc, takeover, out = run_canary(app, weight=30, action="set_weight", lease={"holder": "job-2"})
+    assert rc == 0 and takeover["changed"] and takeover["lease"]["holder"] == "job-2" and takeover["lease"]["action"] == "acquired", out
+    assert any("the lease of job-1 expired at" in r and "job-2 takes it over" in r for r in takeover["reasons"])
+    rc, rolled, out = run_canary(app, action="rollback")   # no holder, lease of job-2 valid: still allowed
+    assert rc == 0 and rolled["decision"] == "rolled_back" and app.weights() == {"stable": 100, "canary": 0}, out
+    assert rolled["lease"]["holder"] == "job-2"
+    rc, done, out = run_canary(app, weight=30, action="set_weight", lease={"holder": "job-2"}, ignore_errors=True)
+    assert done.get("failed") and "rolled back" in done["msg"], out   # a finished canary stays finished
