@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timedelta
 
 from lab.controllers import logic as L
+from lab.controllers import velero_modifiers as VM
 from lab.controllers.clock import format_time, parse_time
 from lab.controllers.cron import CronError, parse_cron, parse_duration
 from lab.controllers.kube import KubeError
@@ -513,6 +514,18 @@ class Velero:
                     continue
                 data = tar.extractfile(member).read()
                 entries.append((gr, namespace, fname[:-5], json.loads(data)))
+        modifiers = []
+        ref = spec.get("resourceModifier") or {}
+        if ref:
+            try:
+                if (ref.get("kind") or "").lower() != "configmap":
+                    raise VM.ModifierError(f"resourceModifier kind {ref.get('kind')!r} is not ConfigMap")
+                modifiers = VM.load(self.ctl.kube.get(f"/api/v1/namespaces/{ns}/configmaps/{ref.get('name')}"))
+            except (VM.ModifierError, ValueError) as exc:
+                status.update({"phase": "FailedValidation", "completionTimestamp": format_time(now),
+                               "validationErrors": [f"resource modifier ConfigMap {ns}/{ref.get('name')}: {exc}"]})
+                self.ctl.write_status("Restore", restore, status)
+                return None
         resources = self.discover()
         included_ns, excluded_ns = spec.get("includedNamespaces"), spec.get("excludedNamespaces")
         included_res, excluded_res = spec.get("includedResources"), spec.get("excludedResources")
@@ -559,6 +572,14 @@ class Velero:
             body = self._clean(obj, target_ns, L.meta(backup)["name"], rname)
             if gr == "namespaces":
                 body["metadata"]["name"] = mapping.get(name, name)
+            if modifiers:
+                try:
+                    body, applied = VM.apply(modifiers, body, gr)
+                except VM.ModifierError as exc:
+                    note(errors, target_ns, f"error restoring {gr}/{name}: resource modifier: {exc}")
+                    continue
+                if applied:
+                    logs.append(f"Applied {applied} resource modifier rule(s) to {gr} {target_ns}/{name}")
             if target_ns and target_ns not in ensured:
                 self._ensure_namespace(target_ns, L.meta(backup)["name"], rname)
                 ensured.add(target_ns)

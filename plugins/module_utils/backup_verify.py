@@ -35,6 +35,7 @@ else:
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils import restore_isolation as isolation
 from ansible_collections.machinenativeops.platform.plugins.module_utils import velero as V
 
 S3_ARG_SPEC = dict(
@@ -264,8 +265,11 @@ def read_tarball(data):
                     raise ValueError('%s is not JSON: %s' % (member.name, exc)) from None
                 meta = obj.get('metadata') or {}
                 owned = any(ref.get('controller') for ref in meta.get('ownerReferences') or [])
-                items.append({'resource': parts[1], 'namespace': namespace, 'name': fname[:-5] if fname.endswith('.json') else fname,
-                              'api_version': obj.get('apiVersion'), 'kind': obj.get('kind'), 'owned': owned})
+                item = {'resource': parts[1], 'namespace': namespace, 'name': fname[:-5] if fname.endswith('.json') else fname,
+                        'api_version': obj.get('apiVersion'), 'kind': obj.get('kind'), 'owned': owned}
+                if parts[1] == 'services':
+                    item['service'] = isolation.service_details(obj)
+                items.append(item)
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
         raise ValueError('not a readable gzip tar: %s: %s' % (type(exc).__name__, exc)) from None
     return {'version': version, 'files': files, 'items': items}
@@ -442,16 +446,20 @@ def scratch_mapping(namespaces, tag):
     return out
 
 
-def restore_expectations(items, mapping):
+def restore_expectations(items, mapping, excluded=()):
     """What a restore of ``items`` with ``mapping`` must produce: {(api_version, kind, resource, target ns): set(names)};
-    controller-owned objects (recreated by their controllers) and non-restorable resources are left out and counted."""
+    controller-owned objects (recreated by their controllers), non-restorable resources and the ``excluded`` resources
+    (the restore test's isolation) are left out and counted."""
     expected = {}
-    skipped = {'owned': 0, 'non_restorable': 0}
+    skipped = {'owned': 0, 'non_restorable': 0, 'excluded': 0}
     for item in items:
         if item['namespace'] not in mapping and not (item['resource'] == 'namespaces' and item['name'] in mapping):
             continue
         if item['resource'] in NON_RESTORABLE:
             skipped['non_restorable'] += 1
+            continue
+        if item['resource'] in excluded:
+            skipped['excluded'] += 1
             continue
         if item['owned']:
             skipped['owned'] += 1
@@ -487,15 +495,18 @@ def compare_restore(expected, actual):
 
 
 def run_restore_test(client, backup_name, velero_namespace, namespaces, items, tag, timeout=600, poll_interval=1.0,  # noqa: PLR0917
-                     cleanup=True, in_progress_deadline=None):
+                     cleanup=True, in_progress_deadline=None, isolate=True):
     """Restore ``backup_name``'s ``namespaces`` into scratch namespaces and compare with ``items`` (the tarball's).
 
-    Returns the restore-test report; the scratch namespaces are deleted afterwards when ``cleanup``.
-    Refuses (a failed check) when a scratch namespace already exists.
+    With ``isolate`` (the default) nothing restored runs or binds anything outside (module_utils/restore_isolation.py):
+    excluded resources, resource modifiers in a ConfigMap of ``velero_namespace``, ``restorePVs: false``; the report's
+    ``isolation`` says what was excluded and changed. Returns the restore-test report, with ``created`` and ``removed``
+    (the objects the test made and deleted again); the scratch namespaces and the ConfigMap are deleted afterwards when
+    ``cleanup``. Refuses (a failed check) when a scratch namespace already exists.
     """
     t0 = time.monotonic()
     mapping = scratch_mapping(namespaces, tag)
-    report = {'restore': None, 'namespace_mapping': mapping, 'checks': [], 'cleanup': None}
+    report = {'restore': None, 'namespace_mapping': mapping, 'checks': [], 'cleanup': None, 'created': [], 'removed': []}
     taken = [target for target in mapping.values() if client.get('v1', 'Namespace', target) is not None]
     if taken:
         report['checks'].append(check('scratch_namespaces_free', False, 'scratch namespaces already exist: %s' % ', '.join(taken)))
@@ -503,16 +514,32 @@ def run_restore_test(client, backup_name, velero_namespace, namespaces, items, t
         report['seconds'] = round(time.monotonic() - t0, 3)
         return report
     restore_name = ('%s-verify-%s' % (backup_name, tag))[-63:].lstrip('-.')
-    spec = V.restore_spec({'included_namespaces': list(namespaces), 'namespace_mapping': mapping}, backup_name=backup_name)
-    body = V.velero_object('Restore', restore_name, velero_namespace, spec, labels={'machinenativeops.io/restore-test': 'true'})
+    labels = {'machinenativeops.io/restore-test': 'true'}
+    params = {'included_namespaces': list(namespaces), 'namespace_mapping': mapping}
+    safety = isolation.plan(items, namespaces) if isolate else None
+    modifiers_name = '%s-modifiers' % restore_name
+    if safety:
+        params.update(excluded_resources=safety['excluded_resources'], restore_pvs=False)
+        report['isolation'] = dict(safety['report'], excluded_resources=safety['excluded_resources'], restore_pvs=False,
+                                   resource_modifier='ConfigMap %s/%s' % (velero_namespace, modifiers_name))
+    spec = V.restore_spec(params, backup_name=backup_name)
+    if safety:
+        spec['resourceModifier'] = {'kind': 'ConfigMap', 'name': modifiers_name}
+    body = V.velero_object('Restore', restore_name, velero_namespace, spec, labels=labels)
     try:
+        if safety:
+            client.create('v1', 'ConfigMap', isolation.configmap(modifiers_name, velero_namespace, safety['modifiers'], labels),
+                          namespace=velero_namespace)
+            report['created'].append('ConfigMap %s/%s' % (velero_namespace, modifiers_name))
         client.create(V.API_VERSION, 'Restore', body, namespace=velero_namespace)
+        report['created'].append('Restore %s/%s' % (velero_namespace, restore_name))
+        report['created'].extend('Namespace %s' % target for target in mapping.values())
         _obj, summary = V.wait_for_phase(client, 'Restore', restore_name, velero_namespace, timeout, poll_interval,
                                          in_progress_deadline=in_progress_deadline)
         report['restore'] = summary
         report['checks'].append(check('restore_phase', summary['phase'] == 'Completed', 'Restore %s is %s%s' % (
             restore_name, summary['phase'], '' if summary['phase'] == 'Completed' else ': %s' % V.diagnose(summary))))
-        expected, skipped = restore_expectations(items, mapping)
+        expected, skipped = restore_expectations(items, mapping, excluded=safety['excluded_resources'] if safety else ())
         actual = {}
         for key in expected:
             api_version, kind, resource, target = key
@@ -536,6 +563,9 @@ def run_restore_test(client, backup_name, velero_namespace, namespaces, items, t
     finally:
         if cleanup:
             report['cleanup'] = cleanup_namespaces(client, list(mapping.values()), timeout=min(timeout, 120), poll_interval=poll_interval)
+            report['removed'].extend('Namespace %s' % n for n in report['cleanup']['deleted'])
+            if safety and client.delete('v1', 'ConfigMap', modifiers_name, namespace=velero_namespace) is not None:
+                report['removed'].append('ConfigMap %s/%s' % (velero_namespace, modifiers_name))
     report['passed'] = all(c['passed'] for c in report['checks'])
     report['seconds'] = round(time.monotonic() - t0, 3)
     return report

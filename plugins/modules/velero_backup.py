@@ -233,7 +233,24 @@ options:
     type: str
   restore_test_cleanup:
     description:
-      - Whether the scratch namespaces and the test Restore are deleted after the restore test.
+      - Whether the scratch namespaces, the test Restore and its resource-modifier ConfigMap are deleted after the restore test.
+    type: bool
+    default: true
+  restore_test_isolation:
+    description:
+      - The restore test runs in the cluster it protects; with V(true) nothing it restores runs, serves or schedules.
+      - The Restore excludes Jobs, Ingresses, Istio and Gateway API routing objects (Gateways, VirtualServices,
+        DestinationRules, ServiceEntries, EnvoyFilters, routes), PersistentVolumes and PersistentVolumeClaims, HPAs and
+        KEDA ScaledObjects, cert-manager Certificates and ACME orders, Flux Kustomizations and HelmReleases, Argo CD
+        Applications, PrometheusRules and AlertmanagerConfigs; sets C(restorePVs=false); and carries Velero resource
+        modifiers (a ConfigMap in Velero's namespace, removed afterwards) that restore Deployments, StatefulSets, ReplicaSets
+        and ReplicationControllers with 0 replicas, CronJobs suspended, DaemonSets with a node selector no node has, and
+        Services of type LoadBalancer or NodePort as ClusterIP without node ports.
+      - C(restore_test.isolation) in RV(verification) lists every object excluded or changed; excluded objects are left out of
+        the comparison (counted in C(not_compared.excluded)).
+      - V(false) restores everything as it was (the objects run until the scratch namespaces are deleted); only for a
+        cluster where that is harmless.
+      - Needs Velero 1.12 or later (resource modifiers).
     type: bool
     default: true
   fail_on_error:
@@ -384,6 +401,10 @@ verification:
       description:
         - The restore test, C(restore), C(namespace_mapping), C(compared), C(source_objects), C(restored_objects), C(not_compared),
           C(cleanup), C(checks), C(seconds).
+        - C(created) and C(removed) list the objects the test made and deleted again (a restore test is a change).
+        - C(isolation) (with O(restore_test_isolation)) lists what was kept inert, C(excluded) (by resource),
+          C(scaled_to_zero), C(suspended_cronjobs), C(unscheduled_daemonsets), C(services_to_cluster_ip), and the
+          C(excluded_resources), C(restore_pvs) and C(resource_modifier) the Restore was given.
       type: dict
 backups:
   description: Backups, newest first (summaries as in RV(backup)).
@@ -470,6 +491,7 @@ def argument_spec():
         restore_test_namespaces=dict(type='list', elements='str'),
         restore_test_suffix=dict(type='str'),
         restore_test_cleanup=dict(type='bool', default=True),
+        restore_test_isolation=dict(type='bool', default=True),
         fail_on_error=dict(type='bool', default=True),
     )
     spec.update(S3_ARG_SPEC)
@@ -698,7 +720,12 @@ class Runner:
 
     def restore_test(self, name, obj, contents):
         if self.module.check_mode:
-            return {'skipped': True, 'reason': 'restore tests are not run in check mode', 'checks': []}
+            return {'skipped': True, 'checks': [],
+                    'reason': 'restore tests are not run in check mode; a real run would create a Restore%s into scratch '
+                              'namespaces <namespace>-<suffix>, compare the objects and delete them again%s' % (
+                                  ' with its resource-modifier ConfigMap' if self.p['restore_test_isolation'] else '',
+                                  '' if self.p['restore_test_isolation'] else ' (restore_test_isolation=false: the restored '
+                                  'objects run while they exist)')}
         if obj is None:
             return {'checks': [{'name': 'restore_test', 'passed': False, 'reason': 'Backup %s/%s does not exist in the cluster; '
                                 'Velero can only restore backups it knows (wait for the BackupStorageLocation sync)' % (self.ns, name)}]}
@@ -711,15 +738,19 @@ class Runner:
         tag = self.p['restore_test_suffix'] or 'vt%s' % time.strftime('%m%d%H%M%S', time.gmtime())
         report = self.timed('restore_test', run_restore_test, self.client, name, self.ns, namespaces, contents['items'], tag,
                             timeout=self.p['wait_timeout'], poll_interval=self.p['poll_interval'], cleanup=self.p['restore_test_cleanup'],
-                            in_progress_deadline=self.p['in_progress_deadline'])
+                            in_progress_deadline=self.p['in_progress_deadline'], isolate=self.p['restore_test_isolation'])
         restore = report.get('restore') or {}
         if self.p['restore_test_cleanup'] and restore.get('name'):
-            self.client.delete(V.API_VERSION, 'Restore', restore['name'], self.ns)
+            if self.client.delete(V.API_VERSION, 'Restore', restore['name'], self.ns) is not None:
+                report['removed'].append('Restore %s/%s' % (self.ns, restore['name']))
+        # the test created objects in the cluster (and, with cleanup, removed them again): that is a change
+        self.result['changed'] = self.result['changed'] or bool(report.get('created'))
         remaining = (report.get('cleanup') or {}).get('remaining') or []
-        if remaining or not self.p['restore_test_cleanup']:
-            self.result['changed'] = True
-            if remaining:
-                self.module.warn('scratch namespaces of the restore test are still there: %s' % ', '.join(remaining))
+        if remaining:
+            self.module.warn('scratch namespaces of the restore test are still there: %s' % ', '.join(remaining))
+        if not self.p['restore_test_isolation']:
+            self.module.warn('restore_test_isolation=false: the restored workloads, CronJobs, Jobs, Services and routes run in '
+                             'the scratch namespaces %s until they are deleted' % ', '.join(sorted(report['namespace_mapping'].values())))
         return report
 
     def status(self):

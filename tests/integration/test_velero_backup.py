@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+from kubernetes import client
 
 from tests.integration.velero_support import VELERO, VeleroLab, run_steps
 
@@ -122,7 +123,91 @@ def test_restore_test_reproduces_the_objects_in_scratch_namespaces(lab_endpoints
     assert test["cleanup"] == {"deleted": [scratch], "remaining": []}
     assert not cluster.namespace_exists(scratch)
     assert cluster.velero("restores", test["restore"]["name"]) is None
-    assert not verified["changed"]
+    # the test created a Restore, its modifier ConfigMap and a namespace, and removed them again: a change
+    assert verified["changed"]
+    assert set(test["created"]) == {f"Restore velero/{test['restore']['name']}", f"ConfigMap velero/{test['restore']['name']}-modifiers",
+                                    f"Namespace {scratch}"}
+    assert set(test["removed"]) == set(test["created"])
+    assert cluster.core.list_namespaced_config_map("velero", label_selector="machinenativeops.io/restore-test=true").items == []
+
+
+def _risky_objects(cluster, ns):
+    """Objects that would act if a restore test brought them back as they are: a CronJob, a Job, a LoadBalancer Service
+    with a fixed nodePort, a NodePort Service, an Ingress, a VirtualService of a real host, a DaemonSet, a PVC, an HPA."""
+    labels = {"app": "risky"}
+    pod = {"metadata": {"labels": labels}, "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    batch = client.BatchV1Api(cluster.core.api_client)
+    batch.create_namespaced_cron_job(ns, {"metadata": {"name": "nightly"}, "spec": {"schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": pod}}}})
+    batch.create_namespaced_job(ns, {"metadata": {"name": "migrate"}, "spec": {"template": pod}})
+    cluster.core.create_namespaced_service(ns, {"metadata": {"name": "public"}, "spec": {
+        "type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": {"app": "web0"},
+        "ports": [{"name": "http", "port": 80, "nodePort": 31080}, {"name": "https", "port": 443}]}})
+    cluster.core.create_namespaced_service(ns, {"metadata": {"name": "node"}, "spec": {
+        "type": "NodePort", "selector": {"app": "web1"}, "ports": [{"port": 8080, "nodePort": 31081}]}})
+    client.NetworkingV1Api(cluster.core.api_client).create_namespaced_ingress(ns, {"metadata": {"name": "shop"}, "spec": {"rules": [
+        {"host": "shop.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": "web0", "port": {"number": 80}}}}]}}]}})
+    cluster.custom.create_namespaced_custom_object("networking.istio.io", "v1beta1", ns, "virtualservices", {
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "metadata": {"name": "shop"},
+        "spec": {"hosts": ["shop.example.com"], "gateways": ["istio-system/public"], "http": [{"route": [{"destination": {"host": "web0"}}]}]}})
+    cluster.apps.create_namespaced_daemon_set(ns, {"metadata": {"name": "agent"}, "spec": {
+        "selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}})
+    cluster.core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    client.AutoscalingV2Api(cluster.core.api_client).create_namespaced_horizontal_pod_autoscaler(ns, {
+        "metadata": {"name": "web0"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web0"},
+                                               "minReplicas": 2, "maxReplicas": 5}})
+
+
+def test_restore_test_brings_nothing_to_life(lab_endpoints, cluster, app_ns):
+    """Issue 12 item 2: restored into scratch namespaces, workloads have 0 replicas, CronJobs are suspended, DaemonSets
+    schedule nowhere, exposed Services become ClusterIP, and Jobs, Ingresses, VirtualServices, PVCs and HPAs are not
+    restored at all; each is reported, and the comparison accounts for the exclusions."""
+    _risky_objects(cluster, app_ns)
+    name = f"{app_ns}-iso"
+    suffix = "iso1"
+    scratch = f"{app_ns}-{suffix}"
+    try:
+        created, verified = run_steps(lab_endpoints, [
+            step(action="backup", name=name, included_namespaces=[app_ns]),
+            step(action="verify", name=name, restore_test=True, restore_test_suffix=suffix, restore_test_cleanup=False,
+                 expected_namespaces=[app_ns])])
+        assert created["backup"]["phase"] == "Completed"
+        assert not verified.get("failed"), verified.get("msg")
+        test = verified["verification"]["restore_test"]
+        iso = test["isolation"]
+        assert sorted(iso["scaled_to_zero"]) == [f"deployments.apps {app_ns}/web0", f"deployments.apps {app_ns}/web1"]
+        assert iso["suspended_cronjobs"] == [f"{app_ns}/nightly"] and iso["unscheduled_daemonsets"] == [f"{app_ns}/agent"]
+        assert sorted(iso["services_to_cluster_ip"]) == [f"{app_ns}/node (NodePort)", f"{app_ns}/public (LoadBalancer)"]
+        for resource, obj in (("jobs.batch", "migrate"), ("ingresses.networking.k8s.io", "shop"), ("virtualservices.networking.istio.io", "shop"),
+                              ("persistentvolumeclaims", "data"), ("horizontalpodautoscalers.autoscaling", "web0")):
+            assert f"{app_ns}/{obj}" in iso["excluded"][resource], resource
+        assert iso["restore_pvs"] is False and test["not_compared"]["excluded"] >= 5
+        restore = cluster.velero("restores", test["restore"]["name"])
+        assert restore["spec"]["restorePVs"] is False and "jobs.batch" in restore["spec"]["excludedResources"]
+        assert restore["spec"]["resourceModifier"] == {"kind": "ConfigMap", "name": f"{test['restore']['name']}-modifiers"}
+        # what is in the scratch namespace, read back from the API
+        assert {d.metadata.name: d.spec.replicas for d in cluster.apps.list_namespaced_deployment(scratch).items} == {"web0": 0, "web1": 0}
+        batch = client.BatchV1Api(cluster.core.api_client)
+        assert [(c.metadata.name, c.spec.suspend) for c in batch.list_namespaced_cron_job(scratch).items] == [("nightly", True)]
+        assert batch.list_namespaced_job(scratch).items == []
+        agent = cluster.apps.read_namespaced_daemon_set("agent", scratch)
+        assert agent.spec.template.spec.node_selector == {"machinenativeops.io/restore-test": "never-scheduled"}
+        services = {s.metadata.name: s.spec for s in cluster.core.list_namespaced_service(scratch).items}
+        assert services["public"].type == services["node"].type == "ClusterIP"
+        assert all(p.node_port is None for s in ("public", "node") for p in services[s].ports)
+        assert services["public"].external_traffic_policy is None
+        assert client.NetworkingV1Api(cluster.core.api_client).list_namespaced_ingress(scratch).items == []
+        assert cluster.custom.list_namespaced_custom_object("networking.istio.io", "v1beta1", scratch, "virtualservices")["items"] == []
+        assert cluster.core.list_namespaced_persistent_volume_claim(scratch).items == []
+        assert test["compared"]["services"]["restored"] == test["compared"]["services"]["expected"] == 4
+        assert "jobs.batch" not in test["compared"] and test["passed"]
+        assert verified["changed"] and f"Namespace {scratch}" in test["created"] and test["removed"] == []
+    finally:
+        cluster.delete_namespace(scratch, wait=True)
+        for cm in cluster.core.list_namespaced_config_map("velero", label_selector="machinenativeops.io/restore-test=true").items:
+            cluster.core.delete_namespaced_config_map(cm.metadata.name, "velero")
 
 
 def test_restore_action_into_a_mapped_namespace(lab_endpoints, cluster, app_ns):

@@ -222,7 +222,7 @@ def test_restore_expectations_and_comparison():
     mapping = BV.scratch_mapping(["production"], "vt1")
     assert mapping == {"production": "production-vt1"}
     expected, skipped = BV.restore_expectations(contents["items"], mapping)
-    assert skipped == {"owned": 2, "non_restorable": 0}
+    assert skipped == {"owned": 2, "non_restorable": 0, "excluded": 0}
     assert expected == {("v1", "Namespace", "namespaces", ""): {"production-vt1"},
                         ("apps/v1", "Deployment", "deployments.apps", "production-vt1"): {"app0", "app1"},
                         ("v1", "ConfigMap", "configmaps", "production-vt1"): {"cm0", "cm1"}}
