@@ -14,6 +14,19 @@ CONTROLLER_SERVICES = {"s3", "apiserver", "controllers"}
 
 
 @contextlib.contextmanager
+def private_real_lab(lab_dir: Path, services: set[str] | None = None) -> Iterator[dict]:
+    """``private_lab`` on the real control plane (LAB_KUBE=real); fails the test when its binaries are not built."""
+    import pytest  # noqa: PLC0415 - a test helper
+
+    from lab.kube import build  # noqa: PLC0415
+
+    if build.installed() is None:
+        pytest.fail("the real control plane is not built: `make setup` runs `python -m lab build`")
+    with private_lab(lab_dir, services, kube="real") as endpoints:
+        yield endpoints
+
+
+@contextlib.contextmanager
 def private_lab(lab_dir: Path, services: set[str] | None = None, reuse: bool = True, kube: str | None = None) -> Iterator[dict]:
     """Start ``services`` (default s3, apiserver, controllers) in ``lab_dir``; stop them afterwards.
 

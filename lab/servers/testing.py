@@ -49,7 +49,8 @@ def api(kubeconfig: str) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig)
 
 
-def _create(fn, *args):
+def create_if_absent(fn, *args):
+    """``fn(*args)``, or None when the object already exists (409)."""
     try:
         return fn(*args)
     except ApiException as exc:
@@ -66,25 +67,25 @@ def create_istio_app(kubeconfig: str, namespace: str, app: str = "reviews", *, v
     resources = resources or {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
     c = api(kubeconfig)
     core, apps, custom = client.CoreV1Api(c), client.AppsV1Api(c), client.CustomObjectsApi(c)
-    _create(core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    create_if_absent(core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     for version, replicas in versions.items():
         labels = {"app": app, "version": version}
-        _create(apps.create_namespaced_deployment, namespace, {
+        create_if_absent(apps.create_namespaced_deployment, namespace, {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{app}-{version}", "namespace": namespace, "labels": labels},
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
                 "containers": [{"name": app, "image": f"example/{app}:{version}", "resources": resources}]}}},
         })
-    _create(core.create_namespaced_service, namespace, {
+    create_if_absent(core.create_namespaced_service, namespace, {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": namespace},
         "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9080}]},
     })
     group, version = "networking.istio.io", "v1beta1"
-    _create(custom.create_namespaced_custom_object, group, version, namespace, "destinationrules", {
+    create_if_absent(custom.create_namespaced_custom_object, group, version, namespace, "destinationrules", {
         "apiVersion": f"{group}/{version}", "kind": "DestinationRule", "metadata": {"name": app, "namespace": namespace},
         "spec": {"host": app, "subsets": [{"name": v, "labels": {"version": v}} for v in versions]},
     })
     if weights is not None:
-        _create(custom.create_namespaced_custom_object, group, version, namespace, "virtualservices", {
+        create_if_absent(custom.create_namespaced_custom_object, group, version, namespace, "virtualservices", {
             "apiVersion": f"{group}/{version}", "kind": "VirtualService", "metadata": {"name": app, "namespace": namespace},
             "spec": {"hosts": [app], "http": [{"route": [
                 {"destination": {"host": app, "subset": v}, "weight": w} for v, w in weights.items()]}]},

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
-from lab.controllers.testing import private_lab
+from lab.controllers.testing import private_real_lab
 from lab.kube import build
+from lab.servers.testing import create_if_absent
 
 pytestmark = [pytest.mark.lab, pytest.mark.real_kube]
 
@@ -71,9 +71,7 @@ def rbac_playbook(kubeconfig: str, extra: dict, check: bool = False) -> tuple[di
 
 @pytest.fixture(scope="module")
 def real_lab(tmp_path_factory):
-    if build.installed() is None:
-        pytest.fail("the real control plane is not built: `make setup` runs `python -m lab build`")
-    with private_lab(tmp_path_factory.mktemp("rbac-lab"), {"s3", "apiserver", "controllers"}, kube="real") as endpoints:
+    with private_real_lab(tmp_path_factory.mktemp("rbac-lab")) as endpoints:
         yield endpoints
 
 
@@ -103,34 +101,25 @@ def _sa_kubeconfig(api, admin_kubeconfig: str, name: str, out: Path) -> str:
     return str(path)
 
 
-def _create(fn, *args):
-    try:
-        return fn(*args)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        return None
-
-
 @pytest.fixture(scope="module")
 def cluster(api):
     """The namespaces, ServiceAccounts and the canary's Deployments, VirtualService and DestinationRule."""
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     for ns in (SA_NS, APP_NS):
-        _create(core.create_namespace, {"metadata": {"name": ns}})
+        create_if_absent(core.create_namespace, {"metadata": {"name": ns}})
     for sa in ("health", "canary", "backup", "nobody"):
-        _create(core.create_namespaced_service_account, SA_NS, {"metadata": {"name": sa}})
+        create_if_absent(core.create_namespaced_service_account, SA_NS, {"metadata": {"name": sa}})
     for track in ("stable", "canary"):
         labels = {"app": "reviews", "track": track}
-        _create(apps.create_namespaced_deployment, APP_NS, {
+        create_if_absent(apps.create_namespaced_deployment, APP_NS, {
             "metadata": {"name": "reviews" if track == "stable" else "reviews-canary", "labels": labels},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "reviews:1"}]}}}})
-    _create(custom.create_namespaced_custom_object, *ISTIO, APP_NS, "destinationrules", {
+    create_if_absent(custom.create_namespaced_custom_object, *ISTIO, APP_NS, "destinationrules", {
         "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "reviews"},
         "spec": {"host": "reviews", "subsets": [{"name": "stable", "labels": {"track": "stable"}},
                                                 {"name": "canary", "labels": {"track": "canary"}}]}})
-    _create(custom.create_namespaced_custom_object, *ISTIO, APP_NS, "virtualservices", {
+    create_if_absent(custom.create_namespaced_custom_object, *ISTIO, APP_NS, "virtualservices", {
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews"},
         "spec": {"hosts": ["reviews"], "http": [{"route": [
             {"destination": {"host": "reviews", "subset": "stable"}, "weight": 100},

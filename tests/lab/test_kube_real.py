@@ -18,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lab import orchestrator
-from lab.controllers.testing import private_lab
+from lab.controllers.testing import private_real_lab
 from lab.kube import build
 
 pytestmark = [pytest.mark.lab, pytest.mark.real_kube]
@@ -26,9 +26,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.real_kube]
 
 @pytest.fixture(scope="module")
 def real_lab(tmp_path_factory):
-    if build.installed() is None:
-        pytest.fail("the real control plane is not built: `make setup` runs `python -m lab build`")
-    with private_lab(tmp_path_factory.mktemp("real-lab"), {"s3", "apiserver", "controllers"}, kube="real") as endpoints:
+    with private_real_lab(tmp_path_factory.mktemp("real-lab")) as endpoints:
         yield endpoints
 
 
