@@ -74,7 +74,8 @@ class VeleroLab:
             raise
 
     def namespaces(self) -> set[str]:
-        return {n.metadata.name for n in self.core.list_namespace().items}
+        """The namespaces that exist and are not being deleted (a real cluster deletes namespaces asynchronously)."""
+        return {n.metadata.name for n in self.core.list_namespace().items if not n.metadata.deletion_timestamp}
 
     def velero(self, plural: str, name: str) -> dict | None:
         try:
