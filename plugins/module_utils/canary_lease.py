@@ -17,6 +17,8 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.machinenativeops.platform.plugins.module_utils.canary import format_time, parse_time
+
 LEASE_ANNOTATION = 'canary.machinenativeops.io/lease'
 # the actions that move traffic and therefore need the lease (rollback is always allowed, status and analyze only read)
 LEASED_ACTIONS = ('step', 'set_weight', 'promote', 'lease')
@@ -26,7 +28,7 @@ class LeaseError(ValueError):
     """Another job holds the lease (or the stored lease is unreadable)."""
 
 
-def load(vs, parse_time):
+def load(vs):
     """The stored lease ``{holder, acquired_at, renewed_at, expires_at}`` (times as unix seconds), or None."""
     meta = (vs or {}).get('metadata') or {}
     raw = (meta.get('annotations') or {}).get(LEASE_ANNOTATION)
@@ -48,7 +50,7 @@ def held_by_other(lease, holder, now):
     return bool(lease) and lease['holder'] != holder and (lease.get('expires_at') or 0) > now
 
 
-def check(lease, holder, action, now, format_time, where):  # noqa: PLR0917
+def check(lease, holder, action, now, where):
     """Raise LeaseError when ``action`` by ``holder`` must be refused; return a note (or None) otherwise."""
     if action not in LEASED_ACTIONS or not lease or lease['holder'] == holder:
         return None
@@ -75,7 +77,7 @@ def wanted(lease, holder, duration, now, finished):
     return {'holder': holder, 'acquired_at': acquired, 'renewed_at': now, 'expires_at': now + duration}
 
 
-def serialize(value, format_time):
+def serialize(value):
     if value == '':
         return None  # merge patch: remove the annotation
     return json.dumps({'holder': value['holder'], 'acquired_at': format_time(value['acquired_at']),

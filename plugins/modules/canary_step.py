@@ -593,7 +593,7 @@ def _lease_patch(result, held, holder, seconds, now, finished):  # noqa: PLR0917
         result['lease'] = {'holder': holder, 'expires_at': None, 'action': 'released'}
     else:
         result['lease'] = {'holder': holder, 'expires_at': cn.format_time(value['expires_at']), 'action': 'renewed' if mine else 'acquired'}
-    return {'metadata': {'annotations': {lease.LEASE_ANNOTATION: lease.serialize(value, cn.format_time)}}}
+    return {'metadata': {'annotations': {lease.LEASE_ANNOTATION: lease.serialize(value)}}}
 
 
 def _write(module, client, api_version, name, ns, vs, patch):  # noqa: PLR0917
@@ -625,9 +625,9 @@ def run_module(module, now):
     where = 'http route %d%s of VirtualService %s/%s' % (idx, ' (%s)' % http[idx].get('name') if http[idx].get('name') else '', ns, name)
     weights = cn.read_weights(http[idx], opts['stable'], opts['canary'], ns, where=where)
     stored = cn.load_state(vs)
-    held = lease.load(vs, cn.parse_time)
+    held = lease.load(vs)
     state, notes = cn.reconcile_state(stored, weights, opts, now)
-    note = lease.check(held, holder, opts['action'], now, cn.format_time, 'the canary of VirtualService %s/%s' % (ns, name))
+    note = lease.check(held, holder, opts['action'], now, 'the canary of VirtualService %s/%s' % (ns, name))
     if note:
         notes.append(note)
     analysis = None

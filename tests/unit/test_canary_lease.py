@@ -17,36 +17,36 @@ def vs_with(lease):
 
 def stored(holder, expires_in, renewed_ago=60.0):
     return L.load(vs_with({"holder": holder, "acquired_at": cn.format_time(NOW - 600), "renewed_at": cn.format_time(NOW - renewed_ago),
-                           "expires_at": cn.format_time(NOW + expires_in)}), cn.parse_time)
+                           "expires_at": cn.format_time(NOW + expires_in)}))
 
 
 def test_load_round_trip_and_errors():
-    assert L.load(vs_with(None), cn.parse_time) is None
+    assert L.load(vs_with(None)) is None
     lease = stored("job-1", 300)
     assert lease["holder"] == "job-1" and lease["expires_at"] == pytest.approx(NOW + 300, abs=0.001)
     with pytest.raises(L.LeaseError, match="is not a canary lease"):
-        L.load(vs_with("{not json"), cn.parse_time)
+        L.load(vs_with("{not json"))
     with pytest.raises(L.LeaseError, match="no holder"):
-        L.load(vs_with({"expires_at": "2026-01-01T00:00:00Z"}), cn.parse_time)
+        L.load(vs_with({"expires_at": "2026-01-01T00:00:00Z"}))
 
 
 @pytest.mark.parametrize("action", ["step", "set_weight", "promote"])
 def test_another_holder_is_refused_while_the_lease_is_valid(action):
     with pytest.raises(L.LeaseError, match=r"is being driven by job-1 .* two jobs must not run one canary at once"):
-        L.check(stored("job-1", 300), "job-2", action, NOW, cn.format_time, WHERE)
+        L.check(stored("job-1", 300), "job-2", action, NOW, WHERE)
     with pytest.raises(L.LeaseError, match="job-1"):
-        L.check(stored("job-1", 300), None, action, NOW, cn.format_time, WHERE)   # no holder: refused too
+        L.check(stored("job-1", 300), None, action, NOW, WHERE)   # no holder: refused too
 
 
 @pytest.mark.parametrize("action", ["rollback", "status", "analyze"])
 def test_rollback_and_reads_are_never_refused(action):
-    assert L.check(stored("job-1", 300), "job-2", action, NOW, cn.format_time, WHERE) is None
+    assert L.check(stored("job-1", 300), "job-2", action, NOW, WHERE) is None
 
 
 def test_expired_lease_is_taken_over_and_own_lease_passes():
-    note = L.check(stored("job-1", -1), "job-2", "step", NOW, cn.format_time, WHERE)
+    note = L.check(stored("job-1", -1), "job-2", "step", NOW, WHERE)
     assert note.startswith("the lease of job-1 expired at ") and note.endswith("; job-2 takes it over")
-    assert L.check(stored("job-2", 300), "job-2", "step", NOW, cn.format_time, WHERE) is None
+    assert L.check(stored("job-2", 300), "job-2", "step", NOW, WHERE) is None
 
 
 def test_wanted_acquires_keeps_renews_and_releases():
@@ -59,5 +59,5 @@ def test_wanted_acquires_keeps_renews_and_releases():
     assert taken["holder"] == "job-2" and taken["acquired_at"] == NOW
     assert L.wanted(stored("job-2", 800), "job-2", 900, NOW, finished=True) == ""            # released
     assert L.wanted(stored("job-1", 800), "job-2", 900, NOW, finished=True) is None          # not ours: untouched
-    assert L.serialize("", cn.format_time) is None
-    assert json.loads(L.serialize(acquired, cn.format_time))["expires_at"] == cn.format_time(NOW + 900)
+    assert L.serialize("") is None
+    assert json.loads(L.serialize(acquired))["expires_at"] == cn.format_time(NOW + 900)
