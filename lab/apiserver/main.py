@@ -36,7 +36,10 @@ def run(args) -> int:
         loaded = load_crds(api.url, names)
         print(f"lab apiserver: loaded {len(loaded)} CRDs", flush=True)
     info = api.endpoints(kubeconfig)
-    (directory / "apiserver.json").write_text(json.dumps(info, indent=2))
+    # written whole, then renamed: the service waits for the file and must never read it half-written
+    tmp = directory / "apiserver.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(directory / "apiserver.json")
     print(f"lab apiserver: serving {api.url} and {api.https_url}; kubeconfig {kubeconfig}", flush=True)
     done = threading.Event()
 
